@@ -1,0 +1,28 @@
+#pragma once
+// Where tensors live and in which precision the forward pass computes.
+//
+// Every kernel in crepe takes a Placement instead of assuming the CPU, so `--device cuda` runs the
+// same code. Statistics are always accumulated in float32, whatever the compute dtype.
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+#include <string>
+
+namespace crepe {
+
+struct Placement {
+  c10::Device device = c10::Device(c10::kCPU);
+  c10::ScalarType compute_dtype = c10::kFloat;  // forward-pass dtype (fp32 on CPU)
+};
+
+// "cpu", "cuda", "cuda:1". Throws InputError naming `option` when invalid or unavailable.
+c10::Device parse_device(const std::string& text, const std::string& option = "--device");
+
+// "fp32"/"float32", "bf16"/"bfloat16", "fp16"/"float16". Throws InputError naming `option`.
+c10::ScalarType parse_dtype(const std::string& text, const std::string& option = "--dtype");
+
+// Checks a device/dtype combination is usable (bf16/fp16 compute is offered on CUDA only).
+Placement make_placement(const std::string& device, const std::string& dtype);
+
+std::string dtype_name(c10::ScalarType dtype);
+
+}  // namespace crepe

@@ -1,0 +1,43 @@
+#pragma once
+// Tokenizers: text <-> token ids, behind one interface.
+//
+// Implementations: SentencePiece `tokenizer.model` (this file's load_tokenizer picks it today);
+// Hugging Face `tokenizer.json` BPE arrives in its own issue and plugs in behind the same interface.
+// BOS handling follows the model directory's tokenizer_config.json (`add_bos_token`, default true
+// for LLaMA tokenizers) and can be overridden by the caller.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace crepe::text {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Token ids of `text`, without BOS/EOS.
+  virtual std::vector<int32_t> encode(const std::string& text) const = 0;
+  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  virtual int32_t vocab_size() const = 0;
+  virtual int32_t bos_id() const = 0;  // -1 if none
+  virtual int32_t eos_id() const = 0;  // -1 if none
+  // Whether sequences start with BOS by default (tokenizer_config.json's add_bos_token).
+  virtual bool adds_bos() const = 0;
+  // Short description for logs and reports, e.g. "sentencepiece tokenizer.model (4096 tokens)".
+  virtual std::string describe() const = 0;
+
+  // encode() with BOS prepended when adds_bos() (or add_bos when given).
+  std::vector<int32_t> encode_with_specials(const std::string& text) const;
+};
+
+// Which file to load from a model directory.
+enum class TokenizerKind { Auto, SentencePiece, HuggingFaceJson };
+
+// Loads the tokenizer of a model directory (or a directory holding only tokenizer files).
+// Throws InputError naming the directory when no supported tokenizer file is present.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir, TokenizerKind kind = TokenizerKind::Auto);
+
+// Loads a SentencePiece model file directly; `add_bos` defaults to true as in LLaMA.
+std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path, bool add_bos = true);
+
+}  // namespace crepe::text
