@@ -65,6 +65,8 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
+  void map_file();     // open + mmap path_, sets map_ and size_
+  void read_header();  // validates the header, fills tensors_, index_, metadata_
   std::string path_;
   const uint8_t* map_ = nullptr;
   uint64_t size_ = 0;
@@ -100,6 +102,9 @@ class TensorStore {
   std::vector<std::string> shard_names_;
   std::vector<std::shared_ptr<SafetensorsFile>> shards_;
   std::map<std::string, size_t> where_;
+
+  void open_single(const std::string& file_name);
+  void open_index(const std::string& index_path);
 };
 
 // Writes one safetensors file whose layout (names, dtypes, shapes, order) is fixed up front, so that

@@ -1,0 +1,151 @@
+#include "crepe/io/checkpoint.hpp"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "crepe/core/error.hpp"
+
+namespace crepe::io {
+namespace {
+
+namespace fs = std::filesystem;
+using model::Linear;
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  require(static_cast<bool>(in), path, "cannot open file");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw_input_error(path, std::string("invalid JSON: ") + e.what());
+  }
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+std::string block_prefix(int64_t block) { return "model.layers." + std::to_string(block) + "."; }
+
+}  // namespace
+
+Checkpoint Checkpoint::open(const std::string& dir) {
+  require(fs::is_directory(dir), dir, "not a directory");
+  Checkpoint ckpt;
+  ckpt.dir_ = dir;
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  require(fs::exists(config_path), dir, "no config.json (is this a Hugging Face model directory?)");
+  ckpt.config_ = model::parse_model_config(read_json(config_path), config_path);
+  ckpt.store_ = TensorStore::open_dir(dir);
+  ckpt.validate_tensors();
+  return ckpt;
+}
+
+std::string Checkpoint::linear_weight_name(int64_t block, Linear linear) {
+  return block_prefix(block) + model::module_name(linear) + ".weight";
+}
+
+std::string Checkpoint::linear_bias_name(int64_t block, Linear linear) {
+  return block_prefix(block) + model::module_name(linear) + ".bias";
+}
+
+std::vector<int64_t> Checkpoint::linear_shape(Linear linear) const {
+  const auto& c = config_;
+  switch (linear) {
+    case Linear::Q: return {c.q_size(), c.hidden_size};
+    case Linear::K:
+    case Linear::V: return {c.kv_size(), c.hidden_size};
+    case Linear::O: return {c.hidden_size, c.q_size()};
+    case Linear::Gate:
+    case Linear::Up: return {c.intermediate_size, c.hidden_size};
+    case Linear::Down: return {c.hidden_size, c.intermediate_size};
+  }
+  return {};
+}
+
+static bool has_bias(const model::ModelConfig& c, Linear linear) {
+  switch (model::input_of(linear)) {
+    case model::LinearInput::AttentionIn: return c.qkv_bias;
+    case model::LinearInput::AttentionOut: return c.o_bias;
+    default: return c.mlp_bias;
+  }
+}
+
+std::vector<std::string> Checkpoint::block_tensor_names(int64_t block) const {
+  std::vector<std::string> names = {block_prefix(block) + "input_layernorm.weight",
+                                    block_prefix(block) + "post_attention_layernorm.weight"};
+  for (Linear linear : model::kLinears) {
+    names.push_back(linear_weight_name(block, linear));
+    if (has_bias(config_, linear)) names.push_back(linear_bias_name(block, linear));
+  }
+  return names;
+}
+
+void Checkpoint::validate_tensors() const {
+  const auto& c = config_;
+  auto expect = [&](const std::string& name, const std::vector<int64_t>& shape) {
+    require(store_.contains(name), dir_, "tensor '" + name + "' is missing from the checkpoint");
+    const TensorInfo& info = store_.info(name);
+    require(info.shape == shape, dir_,
+            "tensor '" + name + "' has shape " + shape_text(info.shape) + ", config.json implies " + shape_text(shape));
+  };
+  expect("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+  expect("model.norm.weight", {c.hidden_size});
+  if (!c.tie_word_embeddings) expect("lm_head.weight", {c.vocab_size, c.hidden_size});
+  for (int64_t b = 0; b < c.num_layers; ++b) {
+    expect(block_prefix(b) + "input_layernorm.weight", {c.hidden_size});
+    expect(block_prefix(b) + "post_attention_layernorm.weight", {c.hidden_size});
+    for (Linear linear : model::kLinears) {
+      const auto shape = linear_shape(linear);
+      expect(linear_weight_name(b, linear), shape);
+      if (has_bias(c, linear)) expect(linear_bias_name(b, linear), {shape[0]});
+    }
+  }
+}
+
+at::Tensor Checkpoint::load(const std::string& name, const Placement& placement) const {
+  return store_.load(name).to(placement.device, placement.compute_dtype);
+}
+
+model::BlockWeights Checkpoint::load_block(int64_t b, const Placement& placement) const {
+  model::BlockWeights w;
+  w.input_norm = load(block_prefix(b) + "input_layernorm.weight", placement);
+  w.post_attention_norm = load(block_prefix(b) + "post_attention_layernorm.weight", placement);
+  for (Linear linear : model::kLinears) {
+    w[linear].weight = load(linear_weight_name(b, linear), placement);
+    if (has_bias(config_, linear)) w[linear].bias = load(linear_bias_name(b, linear), placement);
+  }
+  return w;
+}
+
+at::Tensor Checkpoint::load_embedding(const Placement& placement) const {
+  return load("model.embed_tokens.weight", placement);
+}
+
+at::Tensor Checkpoint::load_final_norm(const Placement& placement) const { return load("model.norm.weight", placement); }
+
+at::Tensor Checkpoint::load_lm_head(const Placement& placement) const {
+  return load(config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight", placement);
+}
+
+int64_t Checkpoint::parameter_count() const {
+  int64_t total = 0;
+  for (const auto& name : store_.names()) total += store_.info(name).numel();
+  return total;
+}
+
+int64_t Checkpoint::linear_parameter_count() const {
+  int64_t total = 0;
+  for (Linear linear : model::kLinears) {
+    const auto shape = linear_shape(linear);
+    total += shape[0] * shape[1];
+  }
+  return total * config_.num_layers;
+}
+
+}  // namespace crepe::io
