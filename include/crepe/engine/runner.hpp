@@ -1,0 +1,56 @@
+#pragma once
+// The streaming block-by-block engine.
+//
+// All sequences' hidden states go through block 0, then block 1, and so on. Only the current
+// block's weights are resident: they are read from the checkpoint's memory map, moved to the
+// device, used, and dropped. Peak memory is one block plus the activations, flat in depth.
+// Pruning plugs in through the BlockVisitor, which receives each block's weights and the states
+// entering it, and decides what to run (observe, modify weights, run again).
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+
+#include "crepe/core/device.hpp"
+#include "crepe/io/checkpoint.hpp"
+#include "crepe/model/block.hpp"
+
+namespace crepe::engine {
+
+struct RunnerOptions {
+  Placement placement;
+  int64_t batch_size = 0;  // sequences per forward call; 0 picks one from a memory budget
+  bool progress = true;
+  std::string progress_label = "blocks";
+};
+
+class BlockRunner {
+ public:
+  BlockRunner(const io::Checkpoint& checkpoint, RunnerOptions options);
+
+  // ids int64 [N, T] -> hidden states [N, T, hidden] in the compute dtype on the device.
+  at::Tensor embed(const at::Tensor& ids) const;
+
+  // states <- block(states), batch by batch; the observer sees every batch's linear inputs.
+  void forward(const model::BlockWeights& weights, at::Tensor& states,
+               const model::InputObserver* observer = nullptr) const;
+
+  // Runs forward() through every block with no hooks.
+  void forward_all(at::Tensor& states) const;
+
+  // For each block in order: load its weights, call visitor(b, weights, states), drop the weights.
+  // The visitor must leave in `states` the input of block b+1 (typically by calling forward()).
+  using BlockVisitor = std::function<void(int64_t block, model::BlockWeights& weights, at::Tensor& states)>;
+  void for_each_block(at::Tensor& states, const BlockVisitor& visitor) const;
+
+  // Sequences per batch for sequences of length seqlen.
+  int64_t batch_size(int64_t seqlen) const;
+
+  const io::Checkpoint& checkpoint() const { return checkpoint_; }
+  const RunnerOptions& options() const { return options_; }
+
+ private:
+  const io::Checkpoint& checkpoint_;
+  RunnerOptions options_;
+};
+
+}  // namespace crepe::engine

@@ -1,0 +1,65 @@
+#include "crepe/engine/runner.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "crepe/core/progress.hpp"
+#include "crepe/model/head.hpp"
+
+namespace crepe::engine {
+namespace {
+
+// Per-batch scratch budget: attention scores and MLP activations dominate.
+constexpr int64_t kBatchBudgetBytes = int64_t{512} << 20;
+
+}  // namespace
+
+BlockRunner::BlockRunner(const io::Checkpoint& checkpoint, RunnerOptions options)
+    : checkpoint_(checkpoint), options_(std::move(options)) {}
+
+int64_t BlockRunner::batch_size(int64_t seqlen) const {
+  if (options_.batch_size > 0) return options_.batch_size;
+  const auto& c = checkpoint_.config();
+  const int64_t element = 4;  // scores and softmax are float32 whatever the compute dtype
+  const int64_t per_sequence =
+      element * (c.num_heads * seqlen * seqlen * 2 + seqlen * (3 * c.intermediate_size + 6 * c.hidden_size));
+  return std::max<int64_t>(1, kBatchBudgetBytes / std::max<int64_t>(1, per_sequence));
+}
+
+at::Tensor BlockRunner::embed(const at::Tensor& ids) const {
+  at::Tensor table = checkpoint_.load_embedding(options_.placement);
+  return model::embed_tokens(table, ids);
+}
+
+void BlockRunner::forward(const model::BlockWeights& weights, at::Tensor& states,
+                          const model::InputObserver* observer) const {
+  const auto& config = checkpoint_.config();
+  const int64_t count = states.size(0), seqlen = states.size(1);
+  const auto& placement = options_.placement;
+  const model::Rope rope = model::make_rope(config, seqlen, placement.device, placement.compute_dtype);
+  const int64_t batch = batch_size(seqlen);
+  for (int64_t start = 0; start < count; start += batch) {
+    const int64_t n = std::min(batch, count - start);
+    at::Tensor slice = states.narrow(0, start, n);
+    at::Tensor input = slice.to(placement.device, placement.compute_dtype);
+    slice.copy_(model::block_forward(config, weights, input, rope, observer));
+  }
+}
+
+void BlockRunner::forward_all(at::Tensor& states) const {
+  for_each_block(states, [this](int64_t, model::BlockWeights& weights, at::Tensor& s) { forward(weights, s); });
+}
+
+void BlockRunner::for_each_block(at::Tensor& states, const BlockVisitor& visitor) const {
+  const int64_t layers = checkpoint_.num_layers();
+  Progress progress(options_.progress_label, layers, "blocks", options_.progress);
+  for (int64_t b = 0; b < layers; ++b) {
+    model::BlockWeights weights = checkpoint_.load_block(b, options_.placement);
+    visitor(b, weights, states);
+    progress.advance();
+  }
+  progress.finish();
+}
+
+}  // namespace crepe::engine

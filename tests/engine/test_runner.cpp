@@ -1,0 +1,86 @@
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include "crepe/engine/runner.hpp"
+#include "crepe/model/head.hpp"
+#include "test_support.hpp"
+
+namespace crepe::engine {
+namespace {
+
+at::Tensor random_ids(int64_t n, int64_t seq, int64_t vocab) {
+  at::manual_seed(7);
+  return at::randint(vocab, {n, seq}, at::TensorOptions().dtype(at::kLong));
+}
+
+TEST(BlockRunner, StreamsBlocksInOrderAndMatchesADirectForward) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  RunnerOptions options;
+  options.progress = false;
+  BlockRunner runner(ckpt, options);
+  const at::Tensor ids = random_ids(5, 32, ckpt.config().vocab_size);
+
+  at::Tensor states = runner.embed(ids);
+  std::vector<int64_t> visited;
+  runner.for_each_block(states, [&](int64_t b, model::BlockWeights& w, at::Tensor& s) {
+    visited.push_back(b);
+    runner.forward(w, s);
+  });
+  EXPECT_EQ(visited, (std::vector<int64_t>{0, 1, 2, 3, 4}));
+
+  // The same computation with the model module alone.
+  const Placement cpu;
+  at::Tensor direct = model::embed_tokens(ckpt.load_embedding(cpu), ids);
+  const auto rope = model::make_rope(ckpt.config(), 32, cpu.device, cpu.compute_dtype);
+  for (int64_t b = 0; b < ckpt.num_layers(); ++b) direct = model::block_forward(ckpt.config(), ckpt.load_block(b, cpu), direct, rope);
+  EXPECT_LT((states - direct).abs().max().item<double>(), 1e-5);
+}
+
+TEST(BlockRunner, BatchSizeDoesNotChangeResults) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  const at::Tensor ids = random_ids(6, 24, ckpt.config().vocab_size);
+  RunnerOptions one;
+  one.progress = false;
+  one.batch_size = 1;
+  RunnerOptions four = one;
+  four.batch_size = 4;  // 6 sequences: a full batch and a partial one
+  BlockRunner a(ckpt, one), b(ckpt, four);
+  at::Tensor sa = a.embed(ids), sb = b.embed(ids);
+  a.forward_all(sa);
+  b.forward_all(sb);
+  EXPECT_LT((sa - sb).abs().max().item<double>(), 1e-5);
+}
+
+TEST(BlockRunner, ObserverSeesEveryBatchOfEveryLinearInput) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  RunnerOptions options;
+  options.progress = false;
+  options.batch_size = 2;
+  BlockRunner runner(ckpt, options);
+  at::Tensor states = runner.embed(random_ids(5, 16, ckpt.config().vocab_size));
+  int64_t tokens_seen = 0, calls = 0;
+  model::InputObserver observer = [&](model::LinearInput which, const at::Tensor& x) {
+    ++calls;
+    if (which == model::LinearInput::MlpHidden) {
+      EXPECT_EQ(x.size(-1), ckpt.config().intermediate_size);
+      tokens_seen += x.size(0) * x.size(1);
+    }
+  };
+  runner.forward(ckpt.load_block(0, options.placement), states, &observer);
+  EXPECT_EQ(calls, 3 * 4);  // batches of 2, 2, 1; four distinct inputs each
+  EXPECT_EQ(tokens_seen, 5 * 16);
+}
+
+TEST(BlockRunner, AutomaticBatchSizeShrinksWithSequenceLength) {
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
+  BlockRunner runner(ckpt, RunnerOptions{});
+  EXPECT_GE(runner.batch_size(128), runner.batch_size(2048));
+  EXPECT_GE(runner.batch_size(2048), 1);
+}
+
+}  // namespace
+}  // namespace crepe::engine
