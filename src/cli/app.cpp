@@ -1,5 +1,85 @@
 #include "crepe/cli/app.hpp"
 
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "crepe/cli/commands.hpp"
+#include "crepe/core/error.hpp"
+#include "crepe/core/progress.hpp"
+
 namespace crepe::cli {
-int run(int, char**) { return 0; }
+namespace {
+
+// All logging goes to stderr: stdout carries results only (and exactly one JSON document with --json).
+void setup_logging(const std::string& level, bool quiet) {
+  auto logger = spdlog::stderr_color_mt("crepe");
+  logger->set_pattern("[%H:%M:%S] %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(quiet ? spdlog::level::warn : spdlog::level::from_str(level));
+  set_progress_enabled(!quiet);
+}
+
+void add_device_options_impl(CLI::App& command, DeviceOptions& options) {
+  command.add_option("--device", options.device, "cpu, cuda or cuda:N")->capture_default_str();
+  command.add_option("--dtype", options.dtype, "forward-pass dtype: fp32 (CPU), bf16/fp16/fp32 (CUDA)")
+      ->capture_default_str();
+  command.add_option("--batch-size", options.batch_size, "sequences per forward call (0: from a memory budget)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+}
+
+}  // namespace
+
+void add_device_options(CLI::App& command, DeviceOptions& options) { add_device_options_impl(command, options); }
+
+void print_json(const std::string& document) {
+  std::fwrite(document.data(), 1, document.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"crepe: post-training pruning of LLaMA-family models (CRePE, RIA, Wanda, SparseGPT)", "crepe"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options (-q, --log-level) may follow the subcommand too
+  app.set_version_flag("--version", std::string("crepe ") + CREPE_VERSION);
+  std::string log_level = "info";
+  bool quiet = false;
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr, no progress bars");
+
+  Action inspect = add_inspect_command(app);
+  Action eval = add_eval_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help/version or the parse error
+    return code == 0 ? 0 : 2;
+  }
+  setup_logging(log_level, quiet);
+  try {
+    for (CLI::App* sub : app.get_subcommands()) {
+      if (sub->get_name() == "inspect") return inspect();
+      if (sub->get_name() == "eval") return eval();
+    }
+    return 2;
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "crepe: error: %s\n", e.what());
+    return 2;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "crepe: internal error (LibTorch): %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "crepe: internal error: %s\n", e.what());
+    return 1;
+  }
+}
+
 }  // namespace crepe::cli

@@ -35,7 +35,8 @@ std::string read_text_file(const std::string& path);
 
 struct CalibrationSet {
   at::Tensor ids;             // int64 [nsamples, seqlen]
-  int64_t documents = 0;      // documents after joining short ones
+  int64_t documents = 0;      // documents after joining short ones (a short tail included)
+  int64_t eligible_documents = 0;  // of those, the ones with more than seqlen tokens (sampled from)
   int64_t corpus_tokens = 0;  // tokens in the whole corpus
 };
 

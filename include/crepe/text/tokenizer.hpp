@@ -15,7 +15,8 @@ namespace crepe::text {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  // Token ids of `text`, without BOS/EOS.
+  // Token ids of `text`, without BOS/EOS. Must be safe to call from several threads at once
+  // (corpora are tokenized document-parallel).
   virtual std::vector<int32_t> encode(const std::string& text) const = 0;
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   virtual int32_t vocab_size() const = 0;
@@ -28,7 +29,21 @@ class Tokenizer {
 
   // encode() with BOS prepended when adds_bos() (or add_bos when given).
   std::vector<int32_t> encode_with_specials(const std::string& text) const;
+  std::vector<int32_t> encode_with_specials(const std::string& text, bool add_bos) const;
 };
+
+// What a model directory's tokenizer_config.json says about special tokens. An empty token string
+// means "as the tokenizer file defines it".
+struct TokenizerSettings {
+  bool add_bos = true;
+  std::string bos_token;
+  std::string eos_token;
+};
+
+// Reads DIR/tokenizer_config.json; defaults when the file is absent. `bos_token`/`eos_token` may be
+// a string or an object with "content", as transformers writes them. Throws InputError naming the
+// file when it is malformed.
+TokenizerSettings read_tokenizer_config(const std::string& dir);
 
 // Which file to load from a model directory.
 enum class TokenizerKind { Auto, SentencePiece, HuggingFaceJson };
@@ -39,5 +54,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir, TokenizerKind 
 
 // Loads a SentencePiece model file directly; `add_bos` defaults to true as in LLaMA.
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path, bool add_bos = true);
+// Same, with BOS/EOS taken from `settings` (a named token must be a piece of the model).
+std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path, const TokenizerSettings& settings);
 
 }  // namespace crepe::text

@@ -1,0 +1,29 @@
+#pragma once
+// Subcommands of the crepe CLI. Each registers its options on a CLI11 app and returns the action
+// to run once parsing succeeded; actions throw InputError for bad input and return an exit code.
+#include <functional>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace crepe::cli {
+
+using Action = std::function<int()>;
+
+Action add_inspect_command(CLI::App& app);
+Action add_eval_command(CLI::App& app);
+
+// Options shared by commands that run the model.
+struct DeviceOptions {
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+  int64_t batch_size = 0;
+};
+void add_device_options(CLI::App& command, DeviceOptions& options);
+
+// Writes one JSON document to stdout (the only thing a --json run prints there).
+void print_json(const std::string& document);
+
+}  // namespace crepe::cli
