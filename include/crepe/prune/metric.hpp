@@ -1,0 +1,53 @@
+#pragma once
+// Importance scores: one function per formula, higher = more important. W is [out, in], A = |W|,
+// act_norm[j] = ||X_j||_2 over the calibration tokens (see stats.hpp). Scores are float32 [out, in]
+// on W's device.
+//
+//   magnitude  A
+//   wanda      A_ij * ||X_j||
+//   ri         A_ij / sum_k A_ik + A_ij / sum_k A_kj                  (row sum over inputs, column sum over outputs)
+//   ria        ri_ij * ||X_j||^a                                        (a = 0.5)
+//   crepe      (alpha A_ij/sum_k A_ik + beta A_ij/sum_k A_kj + gamma A_ij/sum_{(p,q) in window_k(i,j)} A_pq) * ||X_j||^a
+//
+// window_k(i,j) is the k x k window centred on (i, j), clipped at the border (sums over the cells
+// that exist). ria is crepe with alpha = beta = 1, gamma = 0, computed by the same code, so the two
+// agree bit for bit. A ratio whose denominator is zero (an all-zero row, column or window) is 0.
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace crepe::prune {
+
+enum class Metric { Magnitude, Wanda, RI, RIA, Crepe, SparseGPT };
+
+// "magnitude", "wanda", "ri", "ria", "crepe", "sparsegpt"; InputError naming `option` otherwise.
+Metric parse_metric(const std::string& name, const std::string& option = "--method");
+const char* metric_name(Metric metric);
+bool needs_activations(Metric metric);  // every metric but magnitude and ri
+
+struct CrepeParams {
+  int64_t kernel_size = 3;  // k, odd
+  double alpha = 1.0;       // row term
+  double beta = 1.0;        // column term
+  double gamma = 0.0;       // neighbourhood term
+  double act_power = 0.5;   // a
+};
+// RIA's hyperparameters in CRePE's form.
+CrepeParams ria_params(double act_power = 0.5);
+// InputError naming the option when out of range (k odd >= 1, coefficients >= 0, a in [0, 1]).
+void validate(const CrepeParams& params);
+
+at::Tensor magnitude_score(const at::Tensor& weight);
+at::Tensor wanda_score(const at::Tensor& weight, const at::Tensor& act_norm);
+at::Tensor ri_score(const at::Tensor& weight);
+at::Tensor ria_score(const at::Tensor& weight, const at::Tensor& act_norm, double act_power = 0.5);
+at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& params);
+
+// Sum of x over the k x k window centred on each cell, clipped at the border. O(rows * cols)
+// whatever k: separable running sums in float64, so large matrices lose no precision.
+at::Tensor box_sum(const at::Tensor& x, int64_t kernel_size);
+
+// The score of `metric` (SparseGPT has no standalone score: its selection lives in sparsegpt.hpp).
+at::Tensor score(Metric metric, const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& params);
+
+}  // namespace crepe::prune

@@ -1,0 +1,44 @@
+#pragma once
+// Calibration statistics of one linear layer's input, accumulated over all calibration tokens.
+//
+// Conventions for all of prune/: a weight W is [out, in] as stored by Hugging Face; row i is an
+// output neuron, column j an input channel; every statistic here is per input channel j. Nothing in
+// prune/ ever transposes a weight silently.
+//
+// Everything is accumulated in float32 whatever the activations' dtype, on the activations' device.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace crepe::prune {
+
+struct StatsRequest {
+  bool gram = false;     // X^T X, [in, in]: SparseGPT, reconstruction, the search proxies
+  bool moments = false;  // sum of X: per-channel mean and variance (DSnoT)
+};
+
+struct InputStats {
+  at::Tensor sq_sum;  // [in]  sum over tokens of x_j^2  (so ||X_j||_2 = sqrt(sq_sum))
+  at::Tensor sum;     // [in]  sum over tokens of x_j (only with moments)
+  at::Tensor gram;    // [in, in] sum over tokens of x x^T (only with gram)
+  int64_t tokens = 0;
+
+  at::Tensor norm() const;      // ||X_j||_2
+  at::Tensor mean() const;      // E[x_j]     (needs moments)
+  at::Tensor variance() const;  // Var[x_j]   (needs moments)
+};
+
+class StatsAccumulator {
+ public:
+  explicit StatsAccumulator(StatsRequest request = {}) : request_(request) {}
+  // x: [..., in]; every leading index is one token.
+  void add(const at::Tensor& x);
+  const InputStats& stats() const { return stats_; }
+  InputStats take() { return std::move(stats_); }
+
+ private:
+  StatsRequest request_;
+  InputStats stats_;
+};
+
+}  // namespace crepe::prune

@@ -1,0 +1,31 @@
+#include "crepe/prune/stats.hpp"
+
+#include <ATen/ATen.h>
+
+namespace crepe::prune {
+
+at::Tensor InputStats::norm() const { return sq_sum.sqrt(); }
+
+at::Tensor InputStats::mean() const { return sum / static_cast<double>(std::max<int64_t>(tokens, 1)); }
+
+at::Tensor InputStats::variance() const {
+  const at::Tensor m = mean();
+  return (sq_sum / static_cast<double>(std::max<int64_t>(tokens, 1)) - m * m).clamp_min(0);
+}
+
+void StatsAccumulator::add(const at::Tensor& x) {
+  const at::Tensor flat = x.reshape({-1, x.size(-1)}).to(at::kFloat);
+  const at::Tensor sq = flat.pow(2).sum(0);
+  if (!stats_.sq_sum.defined()) {
+    stats_.sq_sum = sq;
+    if (request_.moments) stats_.sum = flat.sum(0);
+    if (request_.gram) stats_.gram = at::matmul(flat.t(), flat);
+  } else {
+    stats_.sq_sum.add_(sq);
+    if (request_.moments) stats_.sum.add_(flat.sum(0));
+    if (request_.gram) stats_.gram.addmm_(flat.t(), flat);
+  }
+  stats_.tokens += flat.size(0);
+}
+
+}  // namespace crepe::prune

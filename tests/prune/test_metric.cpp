@@ -1,0 +1,158 @@
+// Each metric against a direct, slow reference written from the formula, on random inputs.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "crepe/core/error.hpp"
+#include "crepe/prune/metric.hpp"
+#include "crepe/prune/stats.hpp"
+
+namespace crepe::prune {
+namespace {
+
+struct Fixture {
+  at::Tensor W;         // [out, in]
+  at::Tensor act_norm;  // [in]
+};
+
+Fixture random_layer(int64_t out, int64_t in, uint64_t seed) {
+  at::manual_seed(seed);
+  Fixture f;
+  f.W = at::randn({out, in});
+  f.act_norm = at::rand({in}) * 3 + 0.1;
+  return f;
+}
+
+// Slow references: plain loops over accessors, in double.
+double row_sum(const at::Tensor& A, int64_t i) {
+  double s = 0;
+  for (int64_t k = 0; k < A.size(1); ++k) s += std::abs(A[i][k].item<double>());
+  return s;
+}
+double col_sum(const at::Tensor& A, int64_t j) {
+  double s = 0;
+  for (int64_t k = 0; k < A.size(0); ++k) s += std::abs(A[k][j].item<double>());
+  return s;
+}
+double window_sum(const at::Tensor& A, int64_t i, int64_t j, int64_t k) {
+  double s = 0;
+  for (int64_t p = i - k / 2; p <= i + k / 2; ++p) {
+    for (int64_t q = j - k / 2; q <= j + k / 2; ++q) {
+      if (p >= 0 && p < A.size(0) && q >= 0 && q < A.size(1)) s += std::abs(A[p][q].item<double>());
+    }
+  }
+  return s;
+}
+
+double crepe_reference(const Fixture& f, int64_t i, int64_t j, const CrepeParams& p) {
+  const double a = std::abs(f.W[i][j].item<double>());
+  double relative = p.alpha * a / row_sum(f.W, i) + p.beta * a / col_sum(f.W, j);
+  if (p.gamma != 0) relative += p.gamma * a / window_sum(f.W, i, j, p.kernel_size);
+  return relative * std::pow(f.act_norm[j].item<double>(), p.act_power);
+}
+
+void expect_close_everywhere(const at::Tensor& got, const std::function<double(int64_t, int64_t)>& expected) {
+  ASSERT_EQ(got.scalar_type(), at::kFloat);
+  for (int64_t i = 0; i < got.size(0); ++i) {
+    for (int64_t j = 0; j < got.size(1); ++j) {
+      const double want = expected(i, j);
+      ASSERT_NEAR(got[i][j].item<double>(), want, 2e-6 * std::abs(want) + 1e-9) << "(" << i << ", " << j << ")";
+    }
+  }
+}
+
+TEST(Metric, MagnitudeAndWandaMatchTheFormula) {
+  const Fixture f = random_layer(7, 9, 1);
+  expect_close_everywhere(magnitude_score(f.W), [&](int64_t i, int64_t j) { return std::abs(f.W[i][j].item<double>()); });
+  expect_close_everywhere(wanda_score(f.W, f.act_norm), [&](int64_t i, int64_t j) {
+    return std::abs(f.W[i][j].item<double>()) * f.act_norm[j].item<double>();
+  });
+}
+
+TEST(Metric, RiAndRiaMatchTheFormula) {
+  const Fixture f = random_layer(6, 11, 2);
+  CrepeParams ri = ria_params(0.0);
+  expect_close_everywhere(ri_score(f.W), [&](int64_t i, int64_t j) { return crepe_reference(f, i, j, ri); });
+  const CrepeParams ria = ria_params(0.5);
+  expect_close_everywhere(ria_score(f.W, f.act_norm), [&](int64_t i, int64_t j) { return crepe_reference(f, i, j, ria); });
+}
+
+TEST(Metric, CrepeMatchesTheFormulaForSeveralKernels) {
+  const Fixture f = random_layer(9, 13, 3);
+  for (int64_t k : {1, 3, 5, 7, 31}) {  // 31: a window larger than the matrix, clipped everywhere
+    CrepeParams p;
+    p.kernel_size = k;
+    p.alpha = 0.7;
+    p.beta = 1.3;
+    p.gamma = 0.4;
+    p.act_power = 0.3;
+    expect_close_everywhere(crepe_score(f.W, f.act_norm, p), [&](int64_t i, int64_t j) { return crepe_reference(f, i, j, p); });
+  }
+}
+
+TEST(Metric, CrepeWithRiaCoefficientsEqualsRiaBitForBit) {
+  const Fixture f = random_layer(64, 96, 4);
+  for (int64_t k : {1, 3, 7}) {
+    CrepeParams p = ria_params(0.5);
+    p.kernel_size = k;
+    EXPECT_TRUE(at::equal(crepe_score(f.W, f.act_norm, p), ria_score(f.W, f.act_norm))) << "k=" << k;
+  }
+}
+
+TEST(Metric, BoxSumIsExactAndClippedAtTheBorder) {
+  const at::Tensor ones = at::ones({4, 5});
+  const at::Tensor s = box_sum(ones, 3);
+  EXPECT_EQ(s[0][0].item<double>(), 4);  // corner: 2 x 2 cells exist
+  EXPECT_EQ(s[0][2].item<double>(), 6);  // edge: 2 x 3
+  EXPECT_EQ(s[1][2].item<double>(), 9);  // interior
+  // Large values far from zero: float64 running sums keep small windows exact.
+  const at::Tensor big = at::full({3, 2000}, 1e6, at::kFloat);
+  big[1][1000] = 1.0;
+  EXPECT_EQ(box_sum(big, 1)[1][1000].item<double>(), 1.0);
+  EXPECT_EQ(box_sum(big, 3)[1][1000].item<double>(), 8e6 + 1.0);
+}
+
+TEST(Metric, ZeroRowsAndColumnsScoreZeroNotNaN) {
+  at::Tensor W = at::randn({4, 4});
+  W[1].zero_();
+  W.select(1, 2).zero_();
+  CrepeParams p;
+  p.gamma = 1.0;
+  const at::Tensor s = crepe_score(W, at::ones({4}), p);
+  EXPECT_FALSE(s.isnan().any().item<bool>());
+  EXPECT_EQ(s[1].abs().sum().item<double>(), 0.0);
+}
+
+TEST(Metric, ParsingAndValidation) {
+  EXPECT_EQ(parse_metric("crepe"), Metric::Crepe);
+  EXPECT_EQ(parse_metric("sparsegpt"), Metric::SparseGPT);
+  EXPECT_THROW(parse_metric("obs"), InputError);
+  CrepeParams p;
+  p.kernel_size = 4;
+  EXPECT_THROW(validate(p), InputError);
+  p.kernel_size = 3;
+  p.act_power = 1.5;
+  EXPECT_THROW(validate(p), InputError);
+  p.act_power = 0.5;
+  p.gamma = -1;
+  EXPECT_THROW(validate(p), InputError);
+}
+
+TEST(Stats, AccumulatesNormsMomentsAndGramOverBatches) {
+  at::manual_seed(5);
+  const at::Tensor x = at::randn({3, 10, 6});
+  StatsAccumulator acc({/*gram=*/true, /*moments=*/true});
+  acc.add(x.narrow(0, 0, 2));
+  acc.add(x.narrow(0, 2, 1));
+  const InputStats& s = acc.stats();
+  const at::Tensor flat = x.reshape({30, 6}).to(at::kDouble);
+  EXPECT_EQ(s.tokens, 30);
+  EXPECT_TRUE(at::allclose(s.norm().to(at::kDouble), flat.pow(2).sum(0).sqrt(), 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(s.mean().to(at::kDouble), flat.mean(0), 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(s.variance().to(at::kDouble), flat.var(0, /*unbiased=*/false), 1e-4, 1e-5));
+  EXPECT_TRUE(at::allclose(s.gram.to(at::kDouble), flat.t().matmul(flat), 1e-5, 1e-5));
+}
+
+}  // namespace
+}  // namespace crepe::prune
