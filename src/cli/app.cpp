@@ -35,6 +35,11 @@ void add_device_options_impl(CLI::App& command, DeviceOptions& options) {
 
 }  // namespace
 
+std::string& command_line() {
+  static std::string line;
+  return line;
+}
+
 void add_device_options(CLI::App& command, DeviceOptions& options) { add_device_options_impl(command, options); }
 
 void print_json(const std::string& document) {
@@ -56,6 +61,8 @@ int run(int argc, char** argv) {
 
   Action inspect = add_inspect_command(app);
   Action eval = add_eval_command(app);
+  Action prune = add_prune_command(app);
+  for (int i = 0; i < argc; ++i) command_line() += (i ? " " : "") + std::string(argv[i]);
 
   try {
     app.parse(argc, argv);
@@ -68,6 +75,7 @@ int run(int argc, char** argv) {
     for (CLI::App* sub : app.get_subcommands()) {
       if (sub->get_name() == "inspect") return inspect();
       if (sub->get_name() == "eval") return eval();
+      if (sub->get_name() == "prune") return prune();
     }
     return 2;
   } catch (const InputError& e) {

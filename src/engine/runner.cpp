@@ -32,8 +32,8 @@ at::Tensor BlockRunner::embed(const at::Tensor& ids) const {
   return model::embed_tokens(table, ids);
 }
 
-void BlockRunner::forward(const model::BlockWeights& weights, at::Tensor& states,
-                          const model::InputObserver* observer) const {
+void BlockRunner::run_batches(const model::BlockWeights& weights, const at::Tensor& states,
+                              const model::InputObserver* observer, bool write_back) const {
   const auto& config = checkpoint_.config();
   const int64_t count = states.size(0), seqlen = states.size(1);
   const auto& placement = options_.placement;
@@ -42,9 +42,19 @@ void BlockRunner::forward(const model::BlockWeights& weights, at::Tensor& states
   for (int64_t start = 0; start < count; start += batch) {
     const int64_t n = std::min(batch, count - start);
     at::Tensor slice = states.narrow(0, start, n);
-    at::Tensor input = slice.to(placement.device, placement.compute_dtype);
-    slice.copy_(model::block_forward(config, weights, input, rope, observer));
+    at::Tensor output = model::block_forward(config, weights, slice.to(placement.device, placement.compute_dtype), rope, observer);
+    if (write_back) slice.copy_(output);
   }
+}
+
+void BlockRunner::forward(const model::BlockWeights& weights, at::Tensor& states,
+                          const model::InputObserver* observer) const {
+  run_batches(weights, states, observer, /*write_back=*/true);
+}
+
+void BlockRunner::observe(const model::BlockWeights& weights, const at::Tensor& states,
+                          const model::InputObserver& observer) const {
+  run_batches(weights, states, &observer, /*write_back=*/false);
 }
 
 void BlockRunner::forward_all(at::Tensor& states) const {

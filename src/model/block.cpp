@@ -73,38 +73,41 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-at::Tensor apply_rope(const at::Tensor& x, const Rope& rope) {
-  // x: [batch, heads, seq, head_dim]; tables broadcast over batch and heads.
+// x: [batch, heads, seq, head_dim] at positions offset..offset+seq-1; tables broadcast over batch and heads.
+at::Tensor apply_rope(const at::Tensor& x, const Rope& rope, int64_t offset) {
   const int64_t seq = x.size(2);
-  return x * rope.cos.narrow(0, 0, seq) + rotate_half(x) * rope.sin.narrow(0, 0, seq);
+  return x * rope.cos.narrow(0, offset, seq) + rotate_half(x) * rope.sin.narrow(0, offset, seq);
 }
 
 at::Tensor linear(const at::Tensor& x, const LinearWeights& w) {
   return w.bias.defined() ? at::linear(x, w.weight, w.bias) : at::linear(x, w.weight);
 }
 
-// Positions a query may not attend to: the future, and beyond the sliding window when there is one.
-at::Tensor blocked_positions(int64_t seq, int64_t window, c10::Device device) {
+// Key positions a query may not attend to: the future, and beyond the sliding window when there
+// is one. Queries sit at positions offset..offset+queries-1, keys at 0..keys-1.
+at::Tensor blocked_positions(int64_t queries, int64_t keys, int64_t offset, int64_t window, c10::Device device) {
   const auto opts = at::TensorOptions().dtype(at::kLong).device(device);
-  at::Tensor query = at::arange(seq, opts).unsqueeze(1);
-  at::Tensor key = at::arange(seq, opts).unsqueeze(0);
+  at::Tensor query = (at::arange(queries, opts) + offset).unsqueeze(1);
+  at::Tensor key = at::arange(keys, opts).unsqueeze(0);
   at::Tensor blocked = key > query;
   if (window > 0) blocked = blocked.logical_or(query - key >= window);
   return blocked;
 }
 
-// Causal grouped-query attention. q: [B, H, T, D]; k, v: [B, KV, T, D]. Returns [B, T, H*D].
-at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window) {
-  const int64_t batch = q.size(0), heads = q.size(1), seq = q.size(2), dim = q.size(3);
-  const int64_t kv_heads = k.size(1), group = heads / kv_heads;
+// Causal grouped-query attention. q: [B, H, Tq, D] at positions offset..; k, v: [B, KV, Tk, D] at
+// positions 0..Tk-1. Returns [B, Tq, H*D].
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t offset, int64_t window) {
+  const int64_t batch = q.size(0), heads = q.size(1), queries = q.size(2), dim = q.size(3);
+  const int64_t kv_heads = k.size(1), keys = k.size(2), group = heads / kv_heads;
   // Heads sharing a KV head are folded into the query length, so K and V are never repeated in memory.
-  at::Tensor q_grouped = q.reshape({batch, kv_heads, group * seq, dim});
+  at::Tensor q_grouped = q.reshape({batch, kv_heads, group * queries, dim});
   at::Tensor scores = at::matmul(q_grouped, k.transpose(-1, -2)).mul_(1.0 / std::sqrt(static_cast<double>(dim)));
-  scores = scores.view({batch, kv_heads, group, seq, seq});
-  scores.masked_fill_(blocked_positions(seq, window, q.device()), -std::numeric_limits<double>::infinity());
+  scores = scores.view({batch, kv_heads, group, queries, keys});
+  scores.masked_fill_(blocked_positions(queries, keys, offset, window, q.device()),
+                      -std::numeric_limits<double>::infinity());
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  at::Tensor out = at::matmul(probs.view({batch, kv_heads, group * seq, seq}), v);
-  return out.view({batch, heads, seq, dim}).transpose(1, 2).reshape({batch, seq, heads * dim});
+  at::Tensor out = at::matmul(probs.view({batch, kv_heads, group * queries, keys}), v);
+  return out.view({batch, heads, queries, dim}).transpose(1, 2).reshape({batch, queries, heads * dim});
 }
 
 at::Tensor split_heads(const at::Tensor& x, int64_t heads, int64_t dim) {
@@ -131,14 +134,26 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   return weight * normed.to(x.scalar_type());
 }
 
-at::Tensor block_forward(const ModelConfig& config, const BlockWeights& w, const at::Tensor& hidden,
-                         const Rope& rope, const InputObserver* observer) {
+namespace {
+
+// The block, optionally continuing from a KV cache (positions start at cache->length).
+at::Tensor run_block(const ModelConfig& config, const BlockWeights& w, const at::Tensor& hidden, const Rope& rope,
+                     const InputObserver* observer, KvCache* cache) {
+  const int64_t offset = cache ? cache->length : 0;
   at::Tensor normed = rms_norm(hidden, w.input_norm, config.rms_norm_eps);
   observe(observer, LinearInput::AttentionIn, normed);
-  at::Tensor q = split_heads(linear(normed, w[Linear::Q]), config.num_heads, config.head_dim);
-  at::Tensor k = split_heads(linear(normed, w[Linear::K]), config.num_kv_heads, config.head_dim);
+  at::Tensor q = apply_rope(split_heads(linear(normed, w[Linear::Q]), config.num_heads, config.head_dim), rope, offset);
+  at::Tensor k = apply_rope(split_heads(linear(normed, w[Linear::K]), config.num_kv_heads, config.head_dim), rope, offset);
   at::Tensor v = split_heads(linear(normed, w[Linear::V]), config.num_kv_heads, config.head_dim);
-  at::Tensor attended = attention(apply_rope(q, rope), apply_rope(k, rope), v, config.sliding_window);
+  if (cache) {
+    const int64_t n = hidden.size(1);
+    cache->k.narrow(2, offset, n).copy_(k);
+    cache->v.narrow(2, offset, n).copy_(v);
+    k = cache->k.narrow(2, 0, offset + n);
+    v = cache->v.narrow(2, 0, offset + n);
+    cache->length += n;
+  }
+  at::Tensor attended = attention(q, k, v, offset, config.sliding_window);
   observe(observer, LinearInput::AttentionOut, attended);
   at::Tensor h = hidden + linear(attended, w[Linear::O]);
 
@@ -147,6 +162,26 @@ at::Tensor block_forward(const ModelConfig& config, const BlockWeights& w, const
   at::Tensor gated = at::silu(linear(normed, w[Linear::Gate])).mul_(linear(normed, w[Linear::Up]));
   observe(observer, LinearInput::MlpHidden, gated);
   return h + linear(gated, w[Linear::Down]);
+}
+
+}  // namespace
+
+at::Tensor block_forward(const ModelConfig& config, const BlockWeights& w, const at::Tensor& hidden,
+                         const Rope& rope, const InputObserver* observer) {
+  return run_block(config, w, hidden, rope, observer, nullptr);
+}
+
+KvCache KvCache::allocate(const ModelConfig& config, int64_t batch, int64_t capacity, const at::TensorOptions& options) {
+  KvCache cache;
+  cache.k = at::empty({batch, config.num_kv_heads, capacity, config.head_dim}, options);
+  cache.v = at::empty_like(cache.k);
+  return cache;
+}
+
+at::Tensor block_decode(const ModelConfig& config, const BlockWeights& weights, const at::Tensor& hidden,
+                        const Rope& rope, KvCache& cache) {
+  TORCH_CHECK(cache.length + hidden.size(1) <= cache.k.size(2), "KV cache capacity exceeded");
+  return run_block(config, weights, hidden, rope, nullptr, &cache);
 }
 
 }  // namespace crepe::model

@@ -155,3 +155,27 @@ TEST(RmsNorm, MatchesDefinition) {
 
 }  // namespace
 }  // namespace crepe::model
+
+namespace crepe::model {
+namespace {
+
+TEST(Block, DecodingWithKvCacheEqualsTheFullForward) {
+  c10::InferenceMode guard;
+  ModelConfig c = small_config(4, 2);
+  for (int64_t window : {0, 3}) {
+    c.sliding_window = window;
+    BlockWeights w = random_block(c, 5);
+    at::Tensor x = at::randn({2, 7, 32});
+    const Rope rope = make_rope(c, 7, at::kCPU, at::kFloat);
+    at::Tensor full = block_forward(c, w, x, rope);
+    KvCache cache = KvCache::allocate(c, 2, 7, x.options());
+    at::Tensor first = block_decode(c, w, x.narrow(1, 0, 3), rope, cache);  // a prompt of 3, then one at a time
+    std::vector<at::Tensor> parts = {first};
+    for (int64_t t = 3; t < 7; ++t) parts.push_back(block_decode(c, w, x.narrow(1, t, 1), rope, cache));
+    EXPECT_EQ(cache.length, 7);
+    EXPECT_LT((at::cat(parts, 1) - full).abs().max().item<double>(), 1e-5) << "window " << window;
+  }
+}
+
+}  // namespace
+}  // namespace crepe::model

@@ -14,6 +14,10 @@ using Action = std::function<int()>;
 
 Action add_inspect_command(CLI::App& app);
 Action add_eval_command(CLI::App& app);
+Action add_prune_command(CLI::App& app);
+
+// The command line as typed, for reports.
+std::string& command_line();
 
 // Options shared by commands that run the model.
 struct DeviceOptions {

@@ -34,6 +34,9 @@ class BlockRunner {
   void forward(const model::BlockWeights& weights, at::Tensor& states,
                const model::InputObserver* observer = nullptr) const;
 
+  // Runs the block over all states batch by batch for the observer only; states are left unchanged.
+  void observe(const model::BlockWeights& weights, const at::Tensor& states, const model::InputObserver& observer) const;
+
   // Runs forward() through every block with no hooks.
   void forward_all(at::Tensor& states) const;
 
@@ -49,6 +52,9 @@ class BlockRunner {
   const RunnerOptions& options() const { return options_; }
 
  private:
+  void run_batches(const model::BlockWeights& weights, const at::Tensor& states, const model::InputObserver* observer,
+                   bool write_back) const;
+
   const io::Checkpoint& checkpoint_;
   RunnerOptions options_;
 };

@@ -11,6 +11,7 @@
 // gate/up share one): this is where pruning statistics are accumulated without the block knowing
 // about pruning.
 #include <ATen/core/Tensor.h>
+#include <c10/core/TensorOptions.h>
 
 #include <array>
 #include <functional>
@@ -65,6 +66,19 @@ using InputObserver = std::function<void(LinearInput, const at::Tensor&)>;
 // hidden: [batch, seq, hidden_size] in the weights' dtype. Returns the block's output, same shape.
 at::Tensor block_forward(const ModelConfig& config, const BlockWeights& weights, const at::Tensor& hidden,
                          const Rope& rope, const InputObserver* observer = nullptr);
+
+// Keys and values of earlier positions, for token-by-token generation: [batch, kv_heads, capacity, head_dim].
+struct KvCache {
+  at::Tensor k, v;
+  int64_t length = 0;  // positions filled
+  static KvCache allocate(const ModelConfig& config, int64_t batch, int64_t capacity, const at::TensorOptions& options);
+};
+
+// block_forward continued from a cache: hidden holds the next positions ([batch, n, hidden_size],
+// positions cache.length..cache.length+n-1, the rope tables must cover them); their keys and values
+// are appended to the cache.
+at::Tensor block_decode(const ModelConfig& config, const BlockWeights& weights, const at::Tensor& hidden,
+                        const Rope& rope, KvCache& cache);
 
 // Hugging Face LlamaRMSNorm: normalise in float32, cast back, scale.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);

@@ -1,0 +1,16 @@
+#pragma once
+// `--config FILE`: a JSON object whose keys are a command's option names without the leading dashes
+// ("sparsity", "kernel-size"; "kernel_size" is accepted too). Values fill only the options the
+// command line left unset: the command line wins. Unknown keys and ill-typed values are InputErrors
+// naming the file and the key.
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace crepe::cli {
+
+void apply_config_file(CLI::App& command, const std::string& path);
+
+}  // namespace crepe::cli

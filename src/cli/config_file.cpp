@@ -1,0 +1,59 @@
+#include "crepe/cli/config_file.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "crepe/core/error.hpp"
+
+namespace crepe::cli {
+namespace {
+
+std::string as_option_value(const nlohmann::json& value, const std::string& where) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+  if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
+  if (value.is_number()) {
+    std::ostringstream out;
+    out.precision(17);
+    out << value.get<double>();
+    return out.str();
+  }
+  throw_input_error(where, "expected a string, number or boolean, got " + value.dump());
+}
+
+}  // namespace
+
+void apply_config_file(CLI::App& command, const std::string& path) {
+  std::ifstream in(path);
+  require(static_cast<bool>(in), path, "cannot open config file");
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw_input_error(path, std::string("invalid JSON: ") + e.what());
+  }
+  require(config.is_object(), path, "a config file must be a JSON object of option names");
+  for (const auto& [key, value] : config.items()) {
+    std::string name = key;
+    std::replace(name.begin(), name.end(), '_', '-');
+    const std::string where = path + ": key '" + key + "'";
+    require(name != "config", path, "a config file cannot name another config file");
+    CLI::Option* option = nullptr;
+    try {
+      option = command.get_option("--" + name);
+    } catch (const CLI::OptionNotFound&) {
+      throw_input_error(where, "is not an option of 'crepe " + command.get_name() + "'");
+    }
+    if (option->count() > 0) continue;  // the command line wins
+    option->add_result(as_option_value(value, where));
+    try {
+      option->run_callback();
+    } catch (const CLI::Error& e) {
+      throw_input_error(where, e.what());
+    }
+  }
+}
+
+}  // namespace crepe::cli

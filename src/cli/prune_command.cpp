@@ -1,0 +1,283 @@
+// `crepe prune`: calibrate, prune every linear layer block by block, write a checkpoint that loads
+// like the original, and say what was done (crepe_report.json, one summary line or --json).
+#include <CLI/CLI.hpp>
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "crepe/cli/commands.hpp"
+#include "crepe/cli/config_file.hpp"
+#include "crepe/core/error.hpp"
+#include "crepe/engine/generate.hpp"
+#include "crepe/eval/perplexity.hpp"
+#include "crepe/io/checkpoint_writer.hpp"
+#include "crepe/prune/pipeline.hpp"
+#include "crepe/text/corpus.hpp"
+#include "crepe/text/tokenizer.hpp"
+
+namespace crepe::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::ordered_json;
+
+struct PruneOptions {
+  std::string model, out, config;
+  bool force = false;
+  std::string method = "crepe";
+  double sparsity = 0.5;
+  std::string pattern = "unstructured";
+  std::string group;  // empty: the method's own default
+  int64_t kernel_size = 3;
+  double alpha = 1.0, beta = 1.0, gamma = 0.5, act_power = 0.5;
+  std::string calib_data;
+  int64_t nsamples = 128;
+  int64_t seqlen = 2048;
+  uint64_t seed = 0;
+  std::string eval_data;
+  int64_t eval_seqlen = 2048;
+  int64_t eval_max_windows = 0;
+  bool json = false;
+  DeviceOptions device;
+};
+
+double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// Wanda compares weights within each output row; RIA, CRePE and the rest within the whole matrix.
+prune::Group default_group(prune::Metric metric) {
+  return metric == prune::Metric::Wanda ? prune::Group::Row : prune::Group::Layer;
+}
+
+prune::PruneConfig prune_config(const PruneOptions& o) {
+  prune::PruneConfig c;
+  c.metric = prune::parse_metric(o.method);
+  c.mask.pattern = prune::parse_pattern(o.pattern);
+  c.mask.sparsity = c.mask.pattern.structured() ? static_cast<double>(c.mask.pattern.n) / c.mask.pattern.m : o.sparsity;
+  c.mask.group = o.group.empty() ? default_group(c.metric) : prune::parse_group(o.group);
+  c.crepe.kernel_size = o.kernel_size;
+  c.crepe.alpha = o.alpha;
+  c.crepe.beta = o.beta;
+  c.crepe.gamma = o.gamma;
+  c.crepe.act_power = o.act_power;
+  require(o.sparsity >= 0 && o.sparsity < 1, "--sparsity", "must be in [0, 1), got " + std::to_string(o.sparsity));
+  prune::validate(c);
+  return c;
+}
+
+int64_t capped_seqlen(int64_t requested, const io::Checkpoint& ckpt, const char* option) {
+  const int64_t context = ckpt.config().max_position_embeddings;
+  if (requested <= context) return requested;
+  spdlog::info("{} {} exceeds the model's context; using {}", option, requested, context);
+  return context;
+}
+
+struct Calibration {
+  at::Tensor ids;
+  ordered_json report;
+};
+
+Calibration calibrate(const PruneOptions& o, const io::Checkpoint& ckpt, const prune::PruneConfig& config,
+                      const Placement& placement) {
+  Calibration cal;
+  if (!prune::needs_activations(config.metric)) {
+    cal.report = {{"source", "none"}, {"reason", std::string(prune::metric_name(config.metric)) + " uses no activations"}};
+    return cal;
+  }
+  const int64_t seqlen = capped_seqlen(o.seqlen, ckpt, "--seqlen");
+  if (!o.calib_data.empty()) {
+    const auto tokenizer = text::load_tokenizer(o.model);
+    const auto documents = text::read_documents(o.calib_data);
+    const text::CalibrationSet set = text::sample_calibration(documents, *tokenizer, o.nsamples, seqlen, o.seed, o.calib_data);
+    spdlog::info("calibration: {} windows of {} tokens from {} ({} documents, {} tokens)", o.nsamples, seqlen,
+                 o.calib_data, set.documents, set.corpus_tokens);
+    cal.ids = set.ids;
+    cal.report = {{"source", "file"}, {"data", o.calib_data}, {"documents", set.documents},
+                  {"corpus_tokens", set.corpus_tokens}};
+  } else {
+    spdlog::info("no --calib-data: calibrating on {} sequences of {} tokens sampled from the model itself (seed {})",
+                 o.nsamples, seqlen, o.seed);
+    engine::GenerationOptions gen;
+    gen.count = o.nsamples;
+    gen.length = seqlen;
+    gen.seed = o.seed;
+    gen.bos_id = ckpt.config().bos_token_id >= 0 ? ckpt.config().bos_token_id : 1;
+    cal.ids = engine::generate_calibration(ckpt, placement, gen);
+    cal.report = {{"source", "self-generated"}, {"sampling", "temperature 1 from BOS"}};
+  }
+  cal.report["nsamples"] = o.nsamples;
+  cal.report["seqlen"] = seqlen;
+  cal.report["seed"] = o.seed;
+  cal.report["tokens"] = o.nsamples * seqlen;
+  return cal;
+}
+
+std::optional<eval::PerplexityResult> evaluate(const PruneOptions& o, const std::string& model_dir,
+                                               const engine::RunnerOptions& run) {
+  if (o.eval_data.empty()) return std::nullopt;
+  const io::Checkpoint ckpt = io::Checkpoint::open(model_dir);
+  const auto tokenizer = text::load_tokenizer(model_dir);
+  const int64_t seqlen = capped_seqlen(o.eval_seqlen, ckpt, "--eval-seqlen");
+  const auto windows = text::eval_windows(text::read_text_file(o.eval_data), *tokenizer, seqlen, o.eval_max_windows, o.eval_data);
+  return eval::perplexity(ckpt, windows.ids, run);
+}
+
+ordered_json hyperparameters(const prune::PruneConfig& c) {
+  ordered_json j = {{"method", prune::metric_name(c.metric)},
+                    {"pattern", c.mask.pattern.str()},
+                    {"sparsity", c.mask.sparsity},
+                    {"group", prune::group_name(c.mask.group)}};
+  if (c.metric == prune::Metric::Crepe) {
+    j["kernel_size"] = c.crepe.kernel_size;
+    j["alpha"] = c.crepe.alpha;
+    j["beta"] = c.crepe.beta;
+    j["gamma"] = c.crepe.gamma;
+  }
+  if (c.metric == prune::Metric::Crepe || c.metric == prune::Metric::RIA) j["act_power"] = c.crepe.act_power;
+  if (c.metric == prune::Metric::SparseGPT) {
+    j["block_size"] = c.sparsegpt.block_size;
+    j["dampening"] = c.sparsegpt.dampening;
+  }
+  return j;
+}
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+ordered_json perplexity_json(const eval::PerplexityResult& r) {
+  return {{"perplexity", r.perplexity}, {"windows", r.windows}, {"seqlen", r.seqlen}, {"seconds", r.seconds}};
+}
+
+void write_report_atomically(const std::string& dir, const ordered_json& report) {
+  const std::string path = dir + "/crepe_report.json", temp = path + ".tmp";
+  {
+    std::ofstream out(temp);
+    out << report.dump(2) << "\n";
+    require(static_cast<bool>(out), temp, "cannot write");
+  }
+  std::filesystem::rename(temp, path);
+}
+
+}  // namespace
+
+
+
+Action add_prune_command(CLI::App& app) {
+  auto o = std::make_shared<PruneOptions>();
+  CLI::App* cmd = app.add_subcommand("prune", "Prune every linear layer of every decoder block and write a sparse checkpoint");
+  cmd->add_option("--model", o->model, "Hugging Face model directory (never written)")->required();
+  cmd->add_option("--out", o->out, "output directory (must not exist unless --force)")->required();
+  cmd->add_flag("--force", o->force, "replace an existing output directory");
+  cmd->add_option("--config", o->config, "JSON file of options (keys = option names without dashes); the command line wins");
+  cmd->add_option("--method", o->method, "magnitude, wanda, ri, ria, crepe or sparsegpt")->capture_default_str();
+  cmd->add_option("--sparsity", o->sparsity, "fraction of each matrix pruned (unstructured)")->capture_default_str();
+  cmd->add_option("--pattern", o->pattern, "unstructured or N:M (N of every M consecutive inputs pruned, e.g. 2:4)")
+      ->capture_default_str();
+  cmd->add_option("--group", o->group, "comparison group: layer (ria, crepe) or row (wanda's default)");
+  cmd->add_option("--kernel-size", o->kernel_size, "CRePE neighbourhood window k (odd)")->capture_default_str();
+  cmd->add_option("--alpha", o->alpha, "CRePE row-term coefficient")->capture_default_str();
+  cmd->add_option("--beta", o->beta, "CRePE column-term coefficient")->capture_default_str();
+  cmd->add_option("--gamma", o->gamma, "CRePE neighbourhood-term coefficient")->capture_default_str();
+  cmd->add_option("--act-power", o->act_power, "exponent a of the activation norm (RIA, CRePE)")->capture_default_str();
+  cmd->add_option("--calib-data", o->calib_data, "calibration text or JSONL (default: sequences sampled from the model)");
+  cmd->add_option("--nsamples", o->nsamples, "calibration windows")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--seqlen", o->seqlen, "tokens per calibration window (capped at the model's context)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "calibration sampling seed")->capture_default_str();
+  cmd->add_option("--eval", o->eval_data, "evaluate dense and pruned perplexity on this text file afterwards");
+  cmd->add_option("--eval-seqlen", o->eval_seqlen, "tokens per evaluation window")->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
+      ->capture_default_str();
+  cmd->add_option("--eval-max-windows", o->eval_max_windows, "evaluate only the first N windows (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", o->json, "print the report as one JSON document on stdout");
+  add_device_options(*cmd, o->device);
+
+  return [o, cmd]() {
+    if (!o->config.empty()) apply_config_file(*cmd, o->config);
+    c10::InferenceMode inference;
+    const auto start = Clock::now();
+    const prune::PruneConfig config = prune_config(*o);
+    const Placement placement = make_placement(o->device.device, o->device.dtype);
+    const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
+    io::CheckpointWriter writer(ckpt, o->out, o->force);  // checks the output before any long work
+
+    engine::RunnerOptions run;
+    run.placement = placement;
+    run.batch_size = o->device.batch_size;
+    auto t = Clock::now();
+    const Calibration calibration = calibrate(*o, ckpt, config, placement);
+    const double calibration_seconds = since(t);
+
+    run.progress_label = "eval (dense)";
+    const auto dense = evaluate(*o, o->model, run);
+
+    spdlog::info("pruning {} with {} ({}, {} sparsity, group {})", o->model, prune::metric_name(config.metric),
+                 config.mask.pattern.str(), config.mask.sparsity, prune::group_name(config.mask.group));
+    run.progress_label = "prune";
+    const prune::PruneOutcome outcome =
+        prune::prune_model(ckpt, calibration.ids, config, run, [&](int64_t b, const model::BlockWeights& weights) {
+          for (model::Linear linear : model::kLinears) {
+            writer.put(io::Checkpoint::linear_weight_name(b, linear), weights[linear].weight);
+          }
+        });
+
+    ordered_json report;
+    report["crepe_version"] = CREPE_VERSION;
+    report["command_line"] = command_line();
+    report["model"] = o->model;
+    report["hyperparameters"] = hyperparameters(config);
+    report["calibration"] = calibration.report;
+    report["device"] = {{"device", o->device.device}, {"dtype", o->device.dtype}};
+    ordered_json tensors = ordered_json::array();
+    for (const auto& layer : outcome.layers) {
+      tensors.push_back({{"name", layer.tensor}, {"numel", layer.numel}, {"pruned", layer.pruned},
+                         {"sparsity", static_cast<double>(layer.pruned) / static_cast<double>(layer.numel)}});
+    }
+    report["sparsity"] = {{"overall", outcome.sparsity()}, {"pruned", outcome.pruned}, {"total", outcome.total},
+                          {"tensors", tensors}};
+    report["seconds"] = {{"calibration", calibration_seconds}, {"statistics", outcome.statistics_seconds},
+                         {"pruning", outcome.pruning_seconds}, {"forward", outcome.forward_seconds},
+                         {"total", since(start)}};
+    report["peak_rss_mib"] = peak_rss_mib();
+    writer.add_file("crepe_report.json", report.dump(2) + "\n");
+    writer.commit();
+    spdlog::info("wrote {}", o->out);
+
+    run.progress_label = "eval (pruned)";
+    const auto pruned = evaluate(*o, o->out, run);
+    if (dense && pruned) {
+      // The evaluation comes after the commit: the report is completed in place, atomically.
+      report["eval"] = {{"data", o->eval_data}, {"dense", perplexity_json(*dense)}, {"pruned", perplexity_json(*pruned)}};
+      report["seconds"]["total"] = since(start);
+      report["peak_rss_mib"] = peak_rss_mib();
+      write_report_atomically(o->out, report);
+    }
+
+    if (o->json) {
+      print_json(report.dump(2));
+    } else {
+      std::printf("pruned %s with %s to %.2f%% sparsity (%s, group %s) -> %s in %.1f s\n", o->model.c_str(),
+                  prune::metric_name(config.metric), 100.0 * outcome.sparsity(), config.mask.pattern.str().c_str(),
+                  prune::group_name(config.mask.group), o->out.c_str(), since(start));
+      if (dense && pruned) {
+        std::printf("perplexity on %s: dense %.4f -> pruned %.4f (%lld windows x %lld tokens)\n", o->eval_data.c_str(),
+                    dense->perplexity, pruned->perplexity, static_cast<long long>(pruned->windows),
+                    static_cast<long long>(pruned->seqlen));
+      }
+    }
+    return 0;
+  };
+}
+
+}  // namespace crepe::cli

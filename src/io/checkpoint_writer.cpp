@@ -1,0 +1,147 @@
+#include "crepe/io/checkpoint_writer.hpp"
+
+#include <ATen/ATen.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "crepe/core/error.hpp"
+
+namespace crepe::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kIndexName = "model.safetensors.index.json";
+
+bool is_inside(const fs::path& candidate, const fs::path& dir) {
+  const fs::path c = fs::weakly_canonical(candidate), d = fs::weakly_canonical(dir);
+  auto ci = c.begin();
+  for (auto di = d.begin(); di != d.end(); ++di, ++ci) {
+    if (ci == c.end() || *ci != *di) return false;
+  }
+  return true;
+}
+
+// Files that travel with a checkpoint: everything at the top level but the weights, their index,
+// and an earlier crepe report (replaced by this run's).
+bool is_side_file(const fs::directory_entry& entry) {
+  if (!entry.is_regular_file()) return false;
+  const std::string name = entry.path().filename().string();
+  return entry.path().extension() != ".safetensors" && name != kIndexName && name != "crepe_report.json";
+}
+
+void write_whole_file(const fs::path& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary);
+  out << contents;
+  out.flush();
+  require(static_cast<bool>(out), path.string(), "cannot write file (disk full or not writable?)");
+}
+
+std::string make_temp_dir(const fs::path& out) {
+  std::string pattern = (out.parent_path() / ("." + out.filename().string() + ".crepe-tmp-XXXXXX")).string();
+  require(mkdtemp(pattern.data()) != nullptr, out.parent_path().string(), "cannot create a temporary directory here");
+  // mkdtemp makes it private (0700); the finished output should look like any other directory.
+  const mode_t mask = umask(0);
+  umask(mask);
+  fs::permissions(pattern, static_cast<fs::perms>(0777 & ~mask));
+  return pattern;
+}
+
+}  // namespace
+
+CheckpointWriter::CheckpointWriter(const Checkpoint& source, std::string out_dir, bool force)
+    : source_(source), out_dir_(std::move(out_dir)), force_(force) {
+  const fs::path out = fs::absolute(out_dir_).lexically_normal();
+  require(!out_dir_.empty() && out.has_filename(), out_dir_, "invalid output directory");
+  require(!is_inside(out, source.dir()), out_dir_, "the output must not be the input directory or inside it");
+  require(!fs::exists(out) || force_, out_dir_, "already exists (use --force to replace it)");
+  require(!fs::exists(out) || fs::is_directory(out), out_dir_, "exists and is not a directory");
+  std::error_code ec;
+  fs::create_directories(out.parent_path(), ec);
+  require(!ec, out.parent_path().string(), "cannot create directory: " + ec.message());
+  temp_dir_ = make_temp_dir(out);
+
+  const TensorStore& store = source.tensors();
+  for (size_t i = 0; i < store.shard_files().size(); ++i) {
+    const SafetensorsFile& shard = store.shard(i);
+    std::vector<SafetensorsWriter::Entry> layout;
+    for (const TensorInfo& info : shard.tensors()) layout.push_back({info.name, info.dtype, info.shape});
+    shards_.push_back(std::make_unique<SafetensorsWriter>((fs::path(temp_dir_) / store.shard_files()[i]).string(),
+                                                          std::move(layout), shard.metadata()));
+  }
+}
+
+CheckpointWriter::~CheckpointWriter() {
+  if (committed_) return;
+  shards_.clear();  // closes and removes the shards' own temporary files first
+  std::error_code ignored;
+  fs::remove_all(temp_dir_, ignored);
+}
+
+SafetensorsWriter& CheckpointWriter::shard_writer(const std::string& name) {
+  return *shards_.at(source_.tensors().shard_of(name));
+}
+
+void CheckpointWriter::put(const std::string& name, const at::Tensor& tensor) {
+  shard_writer(name).put(name, tensor);
+  written_.insert(name);
+}
+
+void CheckpointWriter::copy_unchanged(const std::string& name) {
+  const TensorStore& store = source_.tensors();
+  const SafetensorsFile& shard = store.shard(store.shard_of(name));
+  shard_writer(name).put_raw(name, shard.raw(name), shard.info(name).nbytes());
+  written_.insert(name);
+}
+
+void CheckpointWriter::add_file(const std::string& name, const std::string& contents) {
+  extra_files_.emplace_back(name, contents);
+}
+
+void CheckpointWriter::copy_side_files() const {
+  for (const auto& entry : fs::directory_iterator(source_.dir())) {
+    if (!is_side_file(entry)) continue;
+    std::error_code ec;
+    const fs::path target = fs::path(temp_dir_) / entry.path().filename();
+    fs::copy_file(entry.path(), target, ec);
+    require(!ec, entry.path().string(), "cannot copy to the output: " + ec.message());
+    // A read-only input (a shared model store) should not make the user's output read-only.
+    fs::permissions(target, fs::perms::owner_write, fs::perm_options::add, ec);
+  }
+  if (source_.tensors().is_sharded()) {
+    std::error_code ec;
+    fs::copy_file(fs::path(source_.dir()) / kIndexName, fs::path(temp_dir_) / kIndexName, ec);
+    require(!ec, kIndexName, "cannot copy to the output: " + ec.message());
+  }
+}
+
+void CheckpointWriter::commit() {
+  for (const std::string& name : source_.tensors().names()) {
+    if (!written(name)) copy_unchanged(name);
+  }
+  for (auto& shard : shards_) shard->commit();
+  copy_side_files();
+  for (const auto& [name, contents] : extra_files_) write_whole_file(fs::path(temp_dir_) / name, contents);
+
+  const fs::path out = fs::absolute(out_dir_).lexically_normal();
+  std::error_code ec;
+  if (fs::exists(out)) {
+    // --force: move the old output aside first so that a failure here never loses both.
+    const std::string old = make_temp_dir(out);
+    fs::remove(old);
+    fs::rename(out, old, ec);
+    require(!ec, out_dir_, "cannot replace the existing output: " + ec.message());
+    fs::rename(temp_dir_, out, ec);
+    require(!ec, out_dir_, "cannot move the finished output into place: " + ec.message());
+    fs::remove_all(old, ec);
+  } else {
+    fs::rename(temp_dir_, out, ec);
+    require(!ec, out_dir_, "cannot move the finished output into place: " + ec.message());
+  }
+  committed_ = true;
+}
+
+}  // namespace crepe::io
