@@ -1,0 +1,166 @@
+// `crepe prune` end to end: what lands on disk, what never does, and what the user is told.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "crepe/io/checkpoint.hpp"
+#include "crepe/io/safetensors.hpp"
+#include "crepe/prune/mask.hpp"
+#include "test_support.hpp"
+
+namespace crepe {
+namespace {
+
+namespace fs = std::filesystem;
+using test::read_file;
+using test::run_crepe;
+using test::shared_path;
+
+std::vector<std::string> prune_args(const std::string& model, const std::string& out, std::vector<std::string> extra) {
+  std::vector<std::string> args = {"prune", "--model", model, "--out", out, "--calib-data",
+                                   shared_path("data/tinystories-val.txt"), "--nsamples", "8", "--seqlen", "64", "-q"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+TEST(PruneCli, SparsityZeroIsAByteIdenticalRoundTrip) {
+  test::TempDir dir;
+  const std::string model = shared_path("models/mini-llama-6m");
+  const auto r = run_crepe(prune_args(model, dir.file("out"), {"--sparsity", "0"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(dir.file("out/model.safetensors")), read_file(model + "/model.safetensors"));
+  for (const char* file : {"config.json", "tokenizer.model", "tokenizer_config.json", "generation_config.json"}) {
+    EXPECT_EQ(read_file(dir.file(std::string("out/") + file)), read_file(model + "/" + file)) << file;
+  }
+}
+
+TEST(PruneCli, WritesAMirroredCheckpointWithExactSparsityAndAReport) {
+  test::TempDir dir;
+  const std::string model = shared_path("models/mini-llama-6m");
+  const auto r = run_crepe(prune_args(model, dir.file("out"), {"--method", "ria", "--sparsity", "0.6", "--json"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto stdout_report = nlohmann::json::parse(r.out);
+  const auto report = nlohmann::json::parse(read_file(dir.file("out/crepe_report.json")));
+  EXPECT_EQ(stdout_report, report);
+  EXPECT_EQ(report.at("hyperparameters").at("method"), "ria");
+  EXPECT_EQ(report.at("hyperparameters").at("group"), "layer");
+  EXPECT_EQ(report.at("calibration").at("nsamples"), 8);
+  EXPECT_EQ(report.at("calibration").at("tokens"), 8 * 64);
+  EXPECT_EQ(report.at("sparsity").at("tensors").size(), 42u);
+
+  const auto source = io::Checkpoint::open(model);
+  const auto pruned = io::Checkpoint::open(dir.file("out"));  // it loads like the original
+  EXPECT_EQ(pruned.tensors().names(), source.tensors().names());
+  for (const std::string& name : source.tensors().names()) {
+    const auto& info = source.tensors().info(name);
+    EXPECT_EQ(pruned.tensors().info(name).dtype, info.dtype) << name;
+    EXPECT_EQ(pruned.tensors().info(name).shape, info.shape) << name;
+    const at::Tensor before = source.tensors().load(name).to(at::kFloat);
+    const at::Tensor after = pruned.tensors().load(name).to(at::kFloat);
+    if (name.find("_proj.weight") == std::string::npos) {
+      EXPECT_TRUE(at::equal(before, after)) << name << " must be untouched";
+      continue;
+    }
+    const at::Tensor zeroed = (after == 0).logical_and(before != 0);
+    EXPECT_EQ(zeroed.sum().item<int64_t>(), prune::pruned_count(0.6, info.numel())) << name;
+    EXPECT_TRUE(at::equal(after.masked_select(after != 0), before.masked_select(after != 0))) << name;
+  }
+}
+
+TEST(PruneCli, TwoFourPatternHoldsInEveryGroupOfTheWrittenModel) {
+  test::TempDir dir;
+  const auto r = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out"), {"--pattern", "2:4"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto pruned = io::Checkpoint::open(dir.file("out"));
+  for (int64_t b = 0; b < pruned.num_layers(); ++b) {
+    for (model::Linear l : model::kLinears) {
+      const at::Tensor W = pruned.tensors().load(io::Checkpoint::linear_weight_name(b, l));
+      const at::Tensor zeros_per_group = (W == 0).view({W.size(0), -1, 4}).sum(-1);
+      EXPECT_TRUE((zeros_per_group >= 2).all().item<bool>()) << b << " " << model::short_name(l);
+    }
+  }
+}
+
+TEST(PruneCli, ConfigFileFillsOptionsAndTheCommandLineWins) {
+  test::TempDir dir;
+  test::write_file(dir.file("found.json"), R"({"method": "crepe", "sparsity": 0.7, "kernel_size": 5, "gamma": 0.25})");
+  const auto r = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out"),
+                                      {"--config", dir.file("found.json"), "--sparsity", "0.4", "--json"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto h = nlohmann::json::parse(r.out).at("hyperparameters");
+  EXPECT_EQ(h.at("method"), "crepe");
+  EXPECT_EQ(h.at("kernel_size"), 5);
+  EXPECT_EQ(h.at("gamma"), 0.25);
+  EXPECT_DOUBLE_EQ(h.at("sparsity").get<double>(), 0.4);
+
+  test::write_file(dir.file("bad.json"), R"({"sparsity": 0.5, "temperature": 2})");
+  const auto bad = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out2"), {"--config", dir.file("bad.json")}));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("temperature"), std::string::npos);
+  EXPECT_NE(bad.err.find("bad.json"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir.file("out2")));
+}
+
+TEST(PruneCli, RefusesToOverwriteOrWriteIntoTheInput) {
+  test::TempDir dir;
+  const std::string model = shared_path("models/stories260k");
+  fs::create_directory(dir.file("out"));
+  test::write_file(dir.file("out/keep.txt"), "mine");
+  const auto exists = run_crepe(prune_args(model, dir.file("out"), {}));
+  EXPECT_EQ(exists.exit_code, 2);
+  EXPECT_NE(exists.err.find("--force"), std::string::npos);
+  EXPECT_EQ(read_file(dir.file("out/keep.txt")), "mine");
+
+  const auto forced = run_crepe(prune_args(model, dir.file("out"), {"--force"}));
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_FALSE(fs::exists(dir.file("out/keep.txt")));
+  EXPECT_TRUE(fs::exists(dir.file("out/model.safetensors")));
+
+  const auto inside = run_crepe(prune_args(model, model + "/pruned", {}));
+  EXPECT_EQ(inside.exit_code, 2);
+  EXPECT_NE(inside.err.find("input directory"), std::string::npos);
+  // No temporary directories are left next to the output.
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".crepe-tmp"), std::string::npos) << entry.path();
+  }
+}
+
+TEST(PruneCli, BadOptionsExitWithCode2BeforeAnyWork) {
+  test::TempDir dir;
+  const std::string model = shared_path("models/stories260k");
+  struct Case {
+    std::vector<std::string> args;
+    std::string mentions;
+  };
+  for (const Case& c : std::vector<Case>{{{"--sparsity", "1.0"}, "--sparsity"},
+                                         {{"--sparsity", "-0.1"}, "--sparsity"},
+                                         {{"--pattern", "4:4"}, "--pattern"},
+                                         {{"--kernel-size", "4"}, "--kernel-size"},
+                                         {{"--method", "obs"}, "--method"},
+                                         {{"--group", "column"}, "--group"},
+                                         {{"--act-power", "2"}, "--act-power"}}) {
+    const auto r = run_crepe(prune_args(model, dir.file("out"), c.args));
+    EXPECT_EQ(r.exit_code, 2) << c.mentions;
+    EXPECT_NE(r.err.find(c.mentions), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir.file("out")));
+  }
+}
+
+TEST(PruneCli, EvalPrintsDenseAndPrunedPerplexity) {
+  test::TempDir dir;
+  const auto r = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out"),
+                                      {"--eval", shared_path("data/tinystories-val.txt"), "--eval-seqlen", "128",
+                                       "--eval-max-windows", "4"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("dense "), std::string::npos);
+  const auto report = nlohmann::json::parse(read_file(dir.file("out/crepe_report.json")));
+  const double dense = report.at("eval").at("dense").at("perplexity");
+  const double pruned = report.at("eval").at("pruned").at("perplexity");
+  EXPECT_GT(dense, 1.0);
+  EXPECT_GT(pruned, dense);  // half the weights gone costs something on this tiny model
+}
+
+}  // namespace
+}  // namespace crepe

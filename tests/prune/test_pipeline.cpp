@@ -1,0 +1,148 @@
+// The streamed pipeline against a hand-written sequential reference, and self-generated calibration.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include "crepe/engine/generate.hpp"
+#include "crepe/model/head.hpp"
+#include "crepe/prune/pipeline.hpp"
+#include "test_support.hpp"
+
+namespace crepe::prune {
+namespace {
+
+engine::RunnerOptions quiet() {
+  engine::RunnerOptions o;
+  o.progress = false;
+  return o;
+}
+
+at::Tensor random_ids(int64_t n, int64_t seq, int64_t vocab, uint64_t seed) {
+  at::manual_seed(seed);
+  return at::randint(vocab, {n, seq}, at::TensorOptions().dtype(at::kLong));
+}
+
+// Sequential pruning written out directly with the model module: every block's masks come from
+// the statistics of its input after the previous blocks were pruned.
+std::vector<at::Tensor> reference_sequential_wanda(const io::Checkpoint& ckpt, const at::Tensor& ids, double sparsity) {
+  const Placement cpu;
+  const auto& config = ckpt.config();
+  at::Tensor h = model::embed_tokens(ckpt.load_embedding(cpu), ids);
+  const auto rope = model::make_rope(config, ids.size(1), cpu.device, cpu.compute_dtype);
+  std::vector<at::Tensor> weights;
+  for (int64_t b = 0; b < config.num_layers; ++b) {
+    model::BlockWeights w = ckpt.load_block(b, cpu);
+    std::array<at::Tensor, 4> sq_norms;
+    model::InputObserver observer = [&](model::LinearInput which, const at::Tensor& x) {
+      sq_norms[static_cast<int>(which)] = x.reshape({-1, x.size(-1)}).pow(2).sum(0);
+    };
+    model::block_forward(config, w, h, rope, &observer);
+    for (model::Linear l : model::kLinears) {
+      const at::Tensor W = w[l].weight;
+      const at::Tensor metric = W.abs() * sq_norms[static_cast<int>(model::input_of(l))].sqrt().view({1, -1});
+      // Wanda per row: prune the floor(sparsity * in) smallest of each row.
+      const int64_t k = static_cast<int64_t>(sparsity * W.size(1));
+      const at::Tensor order = std::get<1>(metric.sort(/*stable=*/true, 1, false));
+      at::Tensor keep = at::ones_like(W, at::kBool);
+      keep.scatter_(1, order.narrow(1, 0, k), false);
+      w[l].weight = W * keep;
+      weights.push_back(w[l].weight);
+    }
+    h = model::block_forward(config, w, h, rope);
+  }
+  return weights;
+}
+
+TEST(Pipeline, MatchesASequentialReferenceImplementation) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  const at::Tensor ids = random_ids(4, 64, ckpt.config().vocab_size, 1);
+  PruneConfig config;
+  config.metric = Metric::Wanda;
+  config.mask.group = Group::Row;
+  config.mask.sparsity = 0.5;
+  std::vector<at::Tensor> got;
+  const PruneOutcome outcome = prune_model(ckpt, ids, config, quiet(), [&](int64_t, const model::BlockWeights& w) {
+    for (model::Linear l : model::kLinears) got.push_back(w[l].weight.clone());
+  });
+  const auto expected = reference_sequential_wanda(ckpt, ids, 0.5);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_TRUE(at::equal(got[i] == 0, expected[i] == 0)) << outcome.layers[i].tensor;
+  }
+  EXPECT_EQ(outcome.layers.size(), 35u);
+  EXPECT_EQ(outcome.layers[0].tensor, "model.layers.0.self_attn.q_proj.weight");
+  EXPECT_DOUBLE_EQ(outcome.sparsity(), 0.5);
+}
+
+TEST(Pipeline, EveryMetricAndPatternGivesExactSparsityOnARealModel) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  const at::Tensor ids = random_ids(4, 64, ckpt.config().vocab_size, 2);
+  for (Metric metric : {Metric::Magnitude, Metric::Wanda, Metric::RI, Metric::RIA, Metric::Crepe, Metric::SparseGPT}) {
+    for (const char* pattern : {"unstructured", "2:4", "4:8"}) {
+      PruneConfig config;
+      config.metric = metric;
+      config.crepe.gamma = 0.5;
+      config.mask.pattern = parse_pattern(pattern);
+      config.mask.sparsity = 0.6;
+      const PruneOutcome outcome = prune_model(ckpt, ids, config, quiet(), [&](int64_t, const model::BlockWeights& w) {
+        for (model::Linear l : model::kLinears) {
+          const at::Tensor W = w[l].weight;
+          const int64_t in = W.size(1);
+          if (config.mask.pattern.structured()) {
+            const int64_t expected = n_of_m_pruned_per_row(in, config.mask.pattern.n, config.mask.pattern.m);
+            EXPECT_TRUE(((W == 0).sum(1) >= expected).all().item<bool>()) << metric_name(metric) << " " << pattern;
+          }
+        }
+      });
+      for (const auto& layer : outcome.layers) {
+        const int64_t out = layer.tensor.find("down_proj") != std::string::npos ? 64 : -1;
+        if (!config.mask.pattern.structured() && metric != Metric::SparseGPT) {
+          EXPECT_EQ(layer.pruned, pruned_count(0.6, layer.numel)) << layer.tensor;
+        } else if (config.mask.pattern.structured() && out > 0) {
+          EXPECT_EQ(layer.pruned, out * n_of_m_pruned_per_row(172, config.mask.pattern.n, config.mask.pattern.m));
+        }
+      }
+    }
+  }
+}
+
+TEST(Pipeline, MagnitudeNeedsNoCalibration) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  PruneConfig config;
+  config.metric = Metric::Magnitude;
+  const PruneOutcome outcome = prune_model(ckpt, at::Tensor(), config, quiet(), [](int64_t, const model::BlockWeights&) {});
+  EXPECT_EQ(outcome.layers.size(), 35u);  // ran without any calibration data
+  EXPECT_DOUBLE_EQ(outcome.sparsity(), 0.5);
+}
+
+TEST(Generate, SelfGeneratedCalibrationIsSeededAndValid) {
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  engine::GenerationOptions options;
+  options.count = 5;
+  options.length = 24;
+  options.batch_size = 2;
+  options.progress = false;
+  const at::Tensor a = engine::generate_calibration(ckpt, Placement{}, options);
+  const at::Tensor b = engine::generate_calibration(ckpt, Placement{}, options);
+  options.seed = 1;
+  const at::Tensor c = engine::generate_calibration(ckpt, Placement{}, options);
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{5, 24}));
+  EXPECT_TRUE(at::equal(a, b));
+  EXPECT_FALSE(at::equal(a, c));
+  EXPECT_TRUE((a.select(1, 0) == 1).all().item<bool>());
+  EXPECT_TRUE((a >= 0).all().item<bool>() && (a < 512).all().item<bool>());
+  // The model's own samples are text it finds likely: far below a uniform guess's perplexity (512).
+  c10::InferenceMode guard;
+  const Placement cpu;
+  at::Tensor h = model::embed_tokens(ckpt.load_embedding(cpu), a);
+  const auto rope = model::make_rope(ckpt.config(), 24, cpu.device, cpu.compute_dtype);
+  for (int64_t blk = 0; blk < ckpt.num_layers(); ++blk) h = model::block_forward(ckpt.config(), ckpt.load_block(blk, cpu), h, rope);
+  const at::Tensor nll = model::next_token_nll(model::output_logits(ckpt.config(), ckpt.load_final_norm(cpu), ckpt.load_lm_head(cpu), h), a);
+  EXPECT_LT(std::exp(nll.mean().item<double>()), 20.0);
+}
+
+}  // namespace
+}  // namespace crepe::prune
