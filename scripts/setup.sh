@@ -4,7 +4,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-pthread   # without OpenBLAS, LibTorch uses the reference BLAS (~35x slower)
-  libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libsentencepiece-dev
+  libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libpcre2-dev
+  libsentencepiece-dev                # only for the differential tokenizer test (see tests/spm_differential)
 )
 missing=()
 for p in "${packages[@]}"; do
