@@ -5,7 +5,11 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <thread>
 #include <iostream>
 
 #include "crepe/cli/commands.hpp"
@@ -58,6 +62,8 @@ int run(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr, no progress bars");
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  app.add_option("--threads", threads, "CPU threads for tensor work (default: all cores)")->check(CLI::PositiveNumber);
 
   Action inspect = add_inspect_command(app);
   Action eval = add_eval_command(app);
@@ -71,6 +77,8 @@ int run(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   setup_logging(log_level, quiet);
+  // LibTorch as packaged by Debian starts with one intra-op thread; crepe's work is all tensor ops.
+  at::set_num_threads(threads);
   try {
     for (CLI::App* sub : app.get_subcommands()) {
       if (sub->get_name() == "inspect") return inspect();

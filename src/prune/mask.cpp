@@ -19,6 +19,9 @@ at::Tensor prune_lowest_rows(const at::Tensor& scores, int64_t count) {
   if (count >= cols) return keep.fill_(false);
   const at::Tensor s = scores.to(at::kFloat);
   const at::Tensor threshold = std::get<0>(s.kthvalue(count, 1, /*keepdim=*/true));  // count-th smallest
+  const at::Tensor at_or_below = s <= threshold;
+  // Usually the threshold value occurs once per row and s <= threshold is exactly the answer.
+  if ((at_or_below.sum(1) == count).all().item<bool>()) return at_or_below.logical_not();
   const at::Tensor below = s < threshold;
   const at::Tensor tied = s == threshold;
   // How many tied entries each row still has to prune, and which ones: the first in column order.

@@ -1,6 +1,10 @@
 #include "crepe/prune/metric.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "crepe/core/error.hpp"
 
@@ -89,16 +93,93 @@ at::Tensor ri_score(const at::Tensor& weight) {
   return crepe_score(weight, at::Tensor(), ria_params(0.0));
 }
 
-at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& p) {
-  const at::Tensor A = magnitude_score(weight);
-  at::Tensor relative = p.alpha * safe_ratio(A, A.sum(1, true)) + p.beta * safe_ratio(A, A.sum(0, true));
+namespace {
+
+// 1/x where x > 0, else 0, times `scale` (small vectors: row sums, column sums).
+at::Tensor scaled_safe_reciprocal(const at::Tensor& x, double scale) {
+  return at::where(x > 0, scale / x, at::zeros_like(x));
+}
+
+struct ScoreTerms {
+  at::Tensor A;         // |W|, float32 contiguous [out, in]
+  at::Tensor row_term;  // alpha / sum_k A_ik, [out]
+  at::Tensor col_term;  // beta / sum_k A_kj, [in]
+  at::Tensor act;       // ||X_j||^a, [in]
+};
+
+ScoreTerms score_terms(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& p) {
+  ScoreTerms t;
+  t.A = magnitude_score(weight).contiguous();
+  t.row_term = scaled_safe_reciprocal(t.A.sum(1), p.alpha);
+  t.col_term = scaled_safe_reciprocal(t.A.sum(0), p.beta);
+  t.act = p.act_power == 0.0 ? at::ones({t.A.size(1)}, t.A.options())
+                             : act_norm.to(t.A.device(), at::kFloat).pow(p.act_power).contiguous();
+  return t;
+}
+
+// Device-agnostic path: whole-tensor ops, window sums by float64 running sums (box_sum).
+at::Tensor crepe_score_tensor_ops(const ScoreTerms& t, const CrepeParams& p) {
+  at::Tensor relative = t.A * (t.row_term.view({-1, 1}) + t.col_term.view({1, -1}));
   if (p.gamma != 0.0) {
-    // The window ratio is formed in float64 and rounded once.
-    const at::Tensor window = box_sum(A, p.kernel_size);
-    relative = relative + p.gamma * safe_ratio(A.to(at::kDouble), window).to(at::kFloat);
+    const at::Tensor window = box_sum(t.A, p.kernel_size);
+    relative.add_((p.gamma * safe_ratio(t.A.to(at::kDouble), window)).to(at::kFloat));
   }
-  if (p.act_power == 0.0) return relative;
-  return relative * act_norm.to(at::kFloat).pow(p.act_power).view({1, -1});
+  return relative.mul_(t.act.view({1, -1}));
+}
+
+// CPU path: one fused pass. Each row keeps the column sums of its k-row window (float64, slid from
+// row to row) and slides a float64 sum of k of those along the row: every score costs O(1) whatever
+// k, and the matrix is read about twice instead of the dozen passes the tensor-op path makes.
+at::Tensor crepe_score_fused_cpu(const ScoreTerms& t, const CrepeParams& p) {
+  const int64_t rows = t.A.size(0), cols = t.A.size(1), half = p.kernel_size / 2;
+  at::Tensor out = at::empty_like(t.A);
+  const float* A = t.A.data_ptr<float>();
+  const float* row_term = t.row_term.data_ptr<float>();
+  const float* col_term = t.col_term.data_ptr<float>();
+  const float* act = t.act.data_ptr<float>();
+  float* score = out.data_ptr<float>();
+  const bool neighbourhood = p.gamma != 0.0;
+  const double gamma = p.gamma;
+
+  at::parallel_for(0, rows, 16, [&](int64_t first, int64_t last) {
+    std::vector<double> window_cols(neighbourhood ? cols : 0, 0.0);
+    auto add_row = [&](int64_t r, double sign) {
+      const float* a = A + r * cols;
+      for (int64_t j = 0; j < cols; ++j) window_cols[j] += sign * a[j];
+    };
+    if (neighbourhood) {
+      for (int64_t r = std::max<int64_t>(0, first - half); r <= std::min(rows - 1, first + half); ++r) add_row(r, 1.0);
+    }
+    for (int64_t i = first; i < last; ++i) {
+      const float* a = A + i * cols;
+      float* s = score + i * cols;
+      if (!neighbourhood) {
+        for (int64_t j = 0; j < cols; ++j) s[j] = a[j] * (row_term[i] + col_term[j]) * act[j];
+        continue;
+      }
+      double window = 0.0;
+      for (int64_t j = 0; j <= std::min(half, cols - 1); ++j) window += window_cols[j];
+      for (int64_t j = 0; j < cols; ++j) {
+        float relative = a[j] * (row_term[i] + col_term[j]);
+        if (window > 0.0) relative += static_cast<float>(gamma * (a[j] / window));
+        s[j] = relative * act[j];
+        if (j + half + 1 < cols) window += window_cols[j + half + 1];
+        if (j - half >= 0) window -= window_cols[j - half];
+      }
+      if (i + half + 1 < rows) add_row(i + half + 1, 1.0);
+      if (i - half >= 0) add_row(i - half, -1.0);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& p, ScoreKernel kernel) {
+  const ScoreTerms terms = score_terms(weight, act_norm, p);
+  const bool fused = kernel == ScoreKernel::Fused || (kernel == ScoreKernel::Auto && terms.A.device().is_cpu());
+  TORCH_CHECK(!fused || terms.A.device().is_cpu(), "the fused CRePE kernel runs on the CPU only");
+  return fused ? crepe_score_fused_cpu(terms, p) : crepe_score_tensor_ops(terms, p);
 }
 
 at::Tensor ria_score(const at::Tensor& weight, const at::Tensor& act_norm, double act_power) {

@@ -87,7 +87,25 @@ TEST(Metric, CrepeMatchesTheFormulaForSeveralKernels) {
     p.beta = 1.3;
     p.gamma = 0.4;
     p.act_power = 0.3;
-    expect_close_everywhere(crepe_score(f.W, f.act_norm, p), [&](int64_t i, int64_t j) { return crepe_reference(f, i, j, p); });
+    for (ScoreKernel kernel : {ScoreKernel::Fused, ScoreKernel::TensorOps}) {
+      expect_close_everywhere(crepe_score(f.W, f.act_norm, p, kernel),
+                              [&](int64_t i, int64_t j) { return crepe_reference(f, i, j, p); });
+    }
+  }
+}
+
+TEST(Metric, FusedAndTensorOpKernelsAgreeOnLargerMatrices) {
+  const Fixture f = random_layer(300, 517, 6);
+  at::Tensor W = f.W.clone();
+  W.narrow(0, 10, 3).zero_();  // zero rows and columns exercise the zero-denominator rule
+  W.narrow(1, 40, 2).zero_();
+  for (int64_t k : {1, 3, 7, 15}) {
+    CrepeParams p;
+    p.kernel_size = k;
+    p.gamma = 0.8;
+    const at::Tensor fused = crepe_score(W, f.act_norm, p, ScoreKernel::Fused);
+    const at::Tensor ops = crepe_score(W, f.act_norm, p, ScoreKernel::TensorOps);
+    EXPECT_TRUE(at::allclose(fused, ops, 1e-5, 1e-12)) << "k=" << k << " max diff " << (fused - ops).abs().max().item<double>();
   }
 }
 

@@ -41,7 +41,11 @@ at::Tensor magnitude_score(const at::Tensor& weight);
 at::Tensor wanda_score(const at::Tensor& weight, const at::Tensor& act_norm);
 at::Tensor ri_score(const at::Tensor& weight);
 at::Tensor ria_score(const at::Tensor& weight, const at::Tensor& act_norm, double act_power = 0.5);
-at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& params);
+// Auto: a fused single-pass kernel on the CPU, whole-tensor ops elsewhere (CUDA). Both compute the
+// same formula; they may differ in the last float32 bit, never in meaning (tests compare them).
+enum class ScoreKernel { Auto, Fused, TensorOps };
+at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& params,
+                       ScoreKernel kernel = ScoreKernel::Auto);
 
 // Sum of x over the k x k window centred on each cell, clipped at the border. O(rows * cols)
 // whatever k: separable running sums in float64, so large matrices lose no precision.

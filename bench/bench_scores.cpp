@@ -1,0 +1,94 @@
+// Scoring time of every metric on one weight matrix (default 4096 x 11008, LLaMA-7B's MLP shape):
+// median of several runs, plus CRePE's time relative to RIA. Prints a markdown table and, with
+// --json FILE, writes the numbers there.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "crepe/prune/mask.hpp"
+#include "crepe/prune/metric.hpp"
+
+using namespace crepe::prune;
+
+namespace {
+
+double median_seconds(const std::function<void()>& work, int repeats) {
+  work();  // warm-up
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t rows = 4096, cols = 11008;
+  int repeats = 5;
+  std::string json_path;
+  std::string device = "cpu";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--rows" && i + 1 < argc) rows = std::stoll(argv[++i]);
+    else if (a == "--cols" && i + 1 < argc) cols = std::stoll(argv[++i]);
+    else if (a == "--repeats" && i + 1 < argc) repeats = std::stoi(argv[++i]);
+    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    else if (a == "--device" && i + 1 < argc) device = argv[++i];
+  }
+  c10::InferenceMode guard;
+  at::manual_seed(0);
+  const auto opts = at::TensorOptions().device(at::Device(device));
+  const at::Tensor W = at::randn({rows, cols}, opts);
+  const at::Tensor act_norm = at::rand({cols}, opts) + 0.1;
+  CrepeParams crepe;
+  crepe.kernel_size = 5;
+  crepe.gamma = 0.5;
+  MaskSpec mask;
+
+  struct Row {
+    std::string name;
+    double seconds;
+  };
+  std::vector<Row> results;
+  auto sync = [&] { (void)W.sum().item<float>(); };
+  auto time = [&](const std::string& name, const std::function<at::Tensor()>& f) {
+    results.push_back({name, median_seconds([&] { f(); sync(); }, repeats)});
+  };
+  time("magnitude", [&] { return magnitude_score(W); });
+  time("wanda", [&] { return wanda_score(W, act_norm); });
+  time("ri", [&] { return ri_score(W); });
+  time("ria", [&] { return ria_score(W, act_norm); });
+  for (int64_t k : {3, 5, 7, 31}) {
+    crepe.kernel_size = k;
+    time("crepe k=" + std::to_string(k), [&] { return crepe_score(W, act_norm, crepe); });
+  }
+  time("mask 50% layer", [&] { return select_mask(W, mask); });
+
+  const double ria = std::find_if(results.begin(), results.end(), [](const Row& r) { return r.name == "ria"; })->seconds;
+  std::printf("| metric | seconds | vs ria |\n|---|---|---|\n");
+  nlohmann::ordered_json j;
+  j["rows"] = rows;
+  j["cols"] = cols;
+  j["device"] = device;
+  j["threads"] = at::get_num_threads();
+  for (const Row& r : results) {
+    std::printf("| %s | %.4f | %.2fx |\n", r.name.c_str(), r.seconds, r.seconds / ria);
+    j["seconds"][r.name] = r.seconds;
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << j.dump(2) << "\n";
+  return 0;
+}
