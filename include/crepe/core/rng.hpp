@@ -16,6 +16,11 @@ class Rng {
   // Uniform in [0, 1) with 53 random bits.
   double uniform();
 
+  // The whole generator state (SplitMix64's counter), so a saved search can resume its exact
+  // stream: Rng r(seed); ... ; Rng copy(0); copy.set_state(r.state()) continues identically.
+  uint64_t state() const { return state_; }
+  void set_state(uint64_t state) { state_ = state; }
+
  private:
   uint64_t state_;
 };
