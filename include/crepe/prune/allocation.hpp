@@ -1,0 +1,130 @@
+#pragma once
+// Non-uniform layerwise sparsity: how much of each decoder block to prune so that the model as a
+// whole reaches the target sparsity S. Pure functions of per-block statistics; the pipeline gathers
+// the statistics and applies the result (every linear layer of block b is pruned to sparsity s_b).
+//
+// Every allocation returns per-block sparsities s_b in [0, 1) whose parameter-weighted mean
+//   sum_b P_b s_b / sum_b P_b = S
+// holds to rounding (P_b = parameters of block b; all LLaMA blocks have the same P_b, so where
+// `block_params` is optional and left empty the blocks count equally). The last step of each is
+// match_mean_sparsity below, which also keeps every s_b in [0, max(kMaxBlockSparsity, S)].
+//
+// OWL (Outlier Weighed Layerwise sparsity; --owl-m M, default 5; --owl-lambda lambda, default 0.08)
+//   A = |W| * ||X_j|| (the Wanda score) of each linear layer l of block b;
+//   outliers_l = #{A_ij > M * mean(A)}  (mean over layer l's own matrix)
+//   D_b = sum_l outliers_l / sum_l numel_l  (pooled over the block's layers)
+//   d_b = 2 lambda (D_b - min D) / (max D - min D)  -  mean_b(d) + (1 - S)   (density)
+//   s_b = 1 - d_b
+//   More outliers -> higher density -> less pruning. Equal D everywhere -> uniform S.
+//   (OWL's code compares against the mean of the block's concatenated scores; crepe uses each
+//   layer's own mean, as specified, then pools the counts.)
+//
+// AlphaPruning (--alpha-eps eps, default 0.3)
+//   alpha_l = heavy-tail exponent of the eigenvalue spectrum of W^T W (the squared singular values
+//   of W; its zero eigenvalues are dropped), fitted by fit_power_law below (esd_alpha); alpha_b = mean over the
+//   block's layers;
+//   s_b = S (1 - eps) + 2 eps S (alpha_b - min alpha) / (max alpha - min alpha)
+//   then multiplied by one common factor so that the P-weighted mean is S (AlphaPruning's own
+//   rescaling), then match_mean_sparsity for the clamping. Smaller alpha = heavier tail = better
+//   trained -> less pruning. Equal alpha everywhere -> uniform S.
+//
+// DLP (Dynamic Layerwise Pruning; --dlp-alpha a, default 0.15)
+//   U_b = mean of the Wanda score over all weights of block b's linear layers (block_mean_score);
+//   DLP calls U_b the block's *unimportance*. Relative importance r_b = 1 - U_b / sum_b U_b;
+//   d_b = 2 a (r_b - min r) / (max r - min r)  -  mean_b(d) + (1 - S);   s_b = 1 - d_b.
+//   Higher importance r (i.e. a lower mean score) -> higher density -> less pruning, as the paper
+//   states ("layers with higher importance should have lower sparsity") and its code does. (The
+//   paper takes the median of the scores; its code and crepe the mean.)
+//
+// fit_power_law (the estimator of the `powerlaw` package and WeightWatcher)
+//   For each candidate x_min among the distinct positive values x (the largest excluded), over the
+//   tail x_i >= x_min (n values): alpha = 1 + n / sum_i ln(x_i / x_min) (continuous Hill MLE) and
+//   the Kolmogorov-Smirnov distance between the tail's empirical CDF and the fitted
+//   F(x) = 1 - (x / x_min)^(1 - alpha), both one-sided gaps at every sample:
+//   KS = max_k max(F(x_(k)) - k/n, (k+1)/n - F(x_(k))). The x_min with the smallest KS wins (ties:
+//   the smaller x_min).
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace crepe::prune {
+
+enum class Allocation { Uniform, Owl, Alpha, Dlp };
+
+// "uniform", "owl", "alpha", "dlp"; InputError naming `option` otherwise.
+Allocation parse_allocation(const std::string& name, const std::string& option = "--allocation");
+const char* allocation_name(Allocation allocation);
+
+struct AllocationParams {
+  double owl_m = 5.0;         // --owl-m: outlier when A > M * mean(A); > 0
+  double owl_lambda = 0.08;   // --owl-lambda: densities span [0, 2 lambda] before centring; >= 0
+  double alpha_eps = 0.3;     // --alpha-eps: sparsities span [S(1 - eps), S(1 + eps)]; in [0, 1)
+  double dlp_alpha = 0.15;    // --dlp-alpha: densities span [0, 2 a] before centring; >= 0
+};
+// InputError naming the option when out of range.
+void validate(const AllocationParams& params);
+
+// No block is allocated more than max(kMaxBlockSparsity, S).
+inline constexpr double kMaxBlockSparsity = 0.99;
+
+// The additive shift t, found exactly (piecewise-linear solve), such that
+//   s'_b = clamp(s_b + t, 0, max(kMaxBlockSparsity, target))
+// has P-weighted mean `target`; returns s'. Shifting keeps the differences between blocks wherever
+// no clamp is hit, so an already-balanced vector comes back unchanged. block_params empty = equal
+// counts; otherwise one positive count per block. InputError (--sparsity) unless target in [0, 1).
+std::vector<double> match_mean_sparsity(const std::vector<double>& sparsities, double target,
+                                        const std::vector<int64_t>& block_params = {});
+
+// P-weighted mean of per-block sparsities (block_params empty = plain mean).
+double mean_sparsity(const std::vector<double>& sparsities, const std::vector<int64_t>& block_params = {});
+
+// ---- OWL ----
+struct OutlierCount {
+  int64_t outliers = 0;
+  int64_t numel = 0;
+  double ratio() const { return numel ? static_cast<double>(outliers) / static_cast<double>(numel) : 0.0; }
+};
+// #{A > m * mean(A)} over one layer's score matrix (mean taken in float64).
+OutlierCount count_outliers(const at::Tensor& wanda_scores, double m);
+double outlier_ratio(const at::Tensor& wanda_scores, double m);
+// D_b of one block: outliers and numel summed over its layers, each layer against its own mean.
+double block_outlier_ratio(const std::vector<at::Tensor>& layer_scores, double m);
+
+std::vector<double> owl_sparsities(const std::vector<double>& outlier_ratios, double target, double lambda,
+                                   const std::vector<int64_t>& block_params = {});
+
+// ---- AlphaPruning ----
+struct PowerLawFit {
+  double alpha = 0;   // density exponent: p(x) ~ x^-alpha for x >= xmin
+  double xmin = 0;
+  double ks = 0;      // KS distance at the chosen xmin
+  int64_t tail = 0;   // samples >= xmin
+  int64_t n = 0;      // positive samples considered
+};
+// values: any shape, any floating dtype; non-positive values are ignored. Needs at least two
+// distinct positive values (std::invalid_argument via TORCH_CHECK otherwise).
+PowerLawFit fit_power_law(const at::Tensor& values);
+double hill_alpha(const at::Tensor& eigenvalues);  // fit_power_law(eigenvalues).alpha
+// The same estimate and KS distance for a given xmin (the tail x >= xmin; at least one value above
+// xmin). For diagnostics and tests: what the KS search compares.
+PowerLawFit fit_power_law_at(const at::Tensor& values, double xmin);
+
+// The empirical spectral density's support: the min(out, in) squared singular values of W, as the
+// eigenvalues of the smaller Gram matrix (W W^T or W^T W) in float32; ascending, float64 on the
+// CPU. Rounding can leave the smallest ones slightly negative: the fit ignores those.
+at::Tensor esd_eigenvalues(const at::Tensor& weight);
+double esd_alpha(const at::Tensor& weight);  // hill_alpha(esd_eigenvalues(weight))
+
+std::vector<double> alpha_sparsities(const std::vector<double>& block_alpha, const std::vector<int64_t>& block_params,
+                                     double target, double eps);
+
+// ---- DLP ----
+// U_b: sum of all the layers' scores over their total numel (float64 accumulation).
+double block_mean_score(const std::vector<at::Tensor>& layer_scores);
+
+std::vector<double> dlp_sparsities(const std::vector<double>& block_scores, double target, double alpha,
+                                   const std::vector<int64_t>& block_params = {});
+
+}  // namespace crepe::prune
