@@ -42,6 +42,15 @@ struct PruneOptions {
   int64_t nsamples = 128;
   int64_t seqlen = 2048;
   uint64_t seed = 0;
+  bool permute = false;
+  int64_t permute_blocks = 1;
+  int64_t permute_sweeps = 8;
+  std::string allocation = "uniform";
+  double owl_m = 5.0, owl_lambda = 0.08, alpha_eps = 0.3, dlp_alpha = 0.15;
+  std::string reprune = "none";
+  int64_t dsnot_cycles = 50;
+  double dsnot_threshold = 0.1;
+  bool reconstruct = false;
   std::string eval_data;
   int64_t eval_seqlen = 2048;
   int64_t eval_max_windows = 0;
@@ -67,6 +76,15 @@ prune::PruneConfig prune_config(const PruneOptions& o) {
   c.crepe.beta = o.beta;
   c.crepe.gamma = o.gamma;
   c.crepe.act_power = o.act_power;
+  c.permute = o.permute;
+  c.permutation.blocks = o.permute_blocks;
+  c.permutation.max_sweeps = o.permute_sweeps;
+  c.allocation = prune::parse_allocation(o.allocation);
+  c.allocation_params = {o.owl_m, o.owl_lambda, o.alpha_eps, o.dlp_alpha};
+  c.reprune = prune::parse_reprune(o.reprune);
+  c.dsnot.cycles = o.dsnot_cycles;
+  c.dsnot.threshold = o.dsnot_threshold;
+  c.reconstruct = o.reconstruct;
   require(o.sparsity >= 0 && o.sparsity < 1, "--sparsity", "must be in [0, 1), got " + std::to_string(o.sparsity));
   prune::validate(c);
   return c;
@@ -87,7 +105,7 @@ struct Calibration {
 Calibration calibrate(const PruneOptions& o, const io::Checkpoint& ckpt, const prune::PruneConfig& config,
                       const Placement& placement) {
   Calibration cal;
-  if (!prune::needs_activations(config.metric)) {
+  if (!prune::needs_calibration(config)) {
     cal.report = {{"source", "none"}, {"reason", std::string(prune::metric_name(config.metric)) + " uses no activations"}};
     return cal;
   }
@@ -141,10 +159,17 @@ ordered_json hyperparameters(const prune::PruneConfig& c) {
     j["gamma"] = c.crepe.gamma;
   }
   if (c.metric == prune::Metric::Crepe || c.metric == prune::Metric::RIA) j["act_power"] = c.crepe.act_power;
-  if (c.metric == prune::Metric::SparseGPT) {
+  if (c.metric == prune::Metric::SparseGPT || c.reconstruct) {
     j["block_size"] = c.sparsegpt.block_size;
     j["dampening"] = c.sparsegpt.dampening;
   }
+  if (c.permute) j["permute"] = {{"blocks", c.permutation.blocks}, {"sweeps", c.permutation.max_sweeps}};
+  j["allocation"] = prune::allocation_name(c.allocation);
+  if (c.allocation == prune::Allocation::Owl) j["owl"] = {{"m", c.allocation_params.owl_m}, {"lambda", c.allocation_params.owl_lambda}};
+  if (c.allocation == prune::Allocation::Alpha) j["alpha_eps"] = c.allocation_params.alpha_eps;
+  if (c.allocation == prune::Allocation::Dlp) j["dlp_alpha"] = c.allocation_params.dlp_alpha;
+  if (c.reprune == prune::Reprune::Dsnot) j["dsnot"] = {{"cycles", c.dsnot.cycles}, {"threshold", c.dsnot.threshold}};
+  j["reconstruct"] = c.reconstruct;
   return j;
 }
 
@@ -189,6 +214,21 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_option("--beta", o->beta, "CRePE column-term coefficient")->capture_default_str();
   cmd->add_option("--gamma", o->gamma, "CRePE neighbourhood-term coefficient")->capture_default_str();
   cmd->add_option("--act-power", o->act_power, "exponent a of the activation norm (RIA, CRePE)")->capture_default_str();
+  cmd->add_flag("--permute", o->permute, "N:M: RIA's channel permutation before choosing the mask");
+  cmd->add_option("--permute-blocks", o->permute_blocks, "split the permutation's assignments into B column blocks (faster)")
+      ->capture_default_str();
+  cmd->add_option("--permute-sweeps", o->permute_sweeps, "refinement sweeps of the permutation")->capture_default_str();
+  cmd->add_option("--allocation", o->allocation, "per-block sparsity: uniform, owl, alpha or dlp (same mean)")
+      ->capture_default_str();
+  cmd->add_option("--owl-m", o->owl_m, "OWL outlier threshold M")->capture_default_str();
+  cmd->add_option("--owl-lambda", o->owl_lambda, "OWL sparsity spread lambda")->capture_default_str();
+  cmd->add_option("--alpha-eps", o->alpha_eps, "AlphaPruning sparsity spread epsilon")->capture_default_str();
+  cmd->add_option("--dlp-alpha", o->dlp_alpha, "DLP sparsity spread alpha")->capture_default_str();
+  cmd->add_option("--reprune", o->reprune, "re-pruning after the mask: none or dsnot")->capture_default_str();
+  cmd->add_option("--dsnot-cycles", o->dsnot_cycles, "DSnoT swap cycles per row")->capture_default_str();
+  cmd->add_option("--dsnot-threshold", o->dsnot_threshold, "DSnoT stops a row once |error| is below this")
+      ->capture_default_str();
+  cmd->add_flag("--reconstruct", o->reconstruct, "SparseGPT's OBS weight update for the chosen mask");
   cmd->add_option("--calib-data", o->calib_data, "calibration text or JSONL (default: sequences sampled from the model)");
   cmd->add_option("--nsamples", o->nsamples, "calibration windows")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--seqlen", o->seqlen, "tokens per calibration window (capped at the model's context)")
@@ -245,7 +285,11 @@ Action add_prune_command(CLI::App& app) {
                          {"sparsity", static_cast<double>(layer.pruned) / static_cast<double>(layer.numel)}});
     }
     report["sparsity"] = {{"overall", outcome.sparsity()}, {"pruned", outcome.pruned}, {"total", outcome.total},
-                          {"tensors", tensors}};
+                          {"blocks", outcome.block_sparsity}, {"tensors", tensors}};
+    if (config.permute) {
+      report["permutation"] = {{"kept_score_before", outcome.permutation_kept_before},
+                               {"kept_score_after", outcome.permutation_kept_after}};
+    }
     report["seconds"] = {{"calibration", calibration_seconds}, {"statistics", outcome.statistics_seconds},
                          {"pruning", outcome.pruning_seconds}, {"forward", outcome.forward_seconds},
                          {"total", since(start)}};

@@ -17,8 +17,34 @@ double since(Clock::time_point start) { return std::chrono::duration<double>(Clo
 
 StatsRequest request_for(const PruneConfig& config) {
   StatsRequest request;
-  request.gram = config.metric == Metric::SparseGPT;
+  request.gram = config.metric == Metric::SparseGPT || config.reconstruct;
+  request.moments = config.reprune == Reprune::Dsnot;
   return request;
+}
+
+}  // namespace
+
+bool needs_calibration(const PruneConfig& config) {
+  return needs_activations(config.metric) || config.reconstruct || config.reprune == Reprune::Dsnot ||
+         config.allocation == Allocation::Owl || config.allocation == Allocation::Dlp;
+}
+
+namespace {
+
+// Wanda scores |W| * ||X|| of each linear layer of a block, from its dense statistics.
+std::vector<at::Tensor> block_wanda_scores(const model::BlockWeights& weights,
+                                           const std::array<InputStats, model::kLinearInputCount>& stats) {
+  std::vector<at::Tensor> scores;
+  for (model::Linear linear : model::kLinears) {
+    scores.push_back(wanda_score(weights[linear].weight, stats[static_cast<int>(model::input_of(linear))].norm()));
+  }
+  return scores;
+}
+
+int64_t block_parameters(const model::BlockWeights& weights) {
+  int64_t total = 0;
+  for (model::Linear linear : model::kLinears) total += weights[linear].weight.numel();
+  return total;
 }
 
 // Dense pass over the block: statistics of each of its four distinct linear inputs.
@@ -37,8 +63,24 @@ std::array<InputStats, model::kLinearInputCount> collect_statistics(const engine
 
 }  // namespace
 
+Reprune parse_reprune(const std::string& name, const std::string& option) {
+  if (name == "none" || name.empty()) return Reprune::None;
+  if (name == "dsnot") return Reprune::Dsnot;
+  throw_input_error(option, "unknown re-pruning method '" + name + "' (expected none or dsnot)");
+}
+
 void validate(const PruneConfig& config) {
   if (config.metric == Metric::Crepe) validate(config.crepe);
+  validate(config.allocation_params);
+  validate(config.permutation);
+  if (config.reprune == Reprune::Dsnot) validate(config.dsnot);
+  const bool score_based = config.metric != Metric::SparseGPT;
+  require(!config.permute || config.mask.pattern.structured(), "--permute", "applies to N:M patterns only");
+  require(!config.permute || score_based, "--permute", "needs a score-based method (sparsegpt chooses its mask column by column)");
+  require(config.reprune == Reprune::None || score_based, "--reprune", "needs a score-based method, not sparsegpt");
+  require(!config.reconstruct || score_based, "--reconstruct", "sparsegpt already reconstructs");
+  require(config.allocation == Allocation::Uniform || !config.mask.pattern.structured(), "--allocation",
+          "non-uniform allocation applies to unstructured sparsity (N:M fixes every layer's sparsity)");
   require(config.crepe.act_power >= 0 && config.crepe.act_power <= 1, "--act-power", "must be in [0, 1]");
   if (!config.mask.pattern.structured()) {
     require(config.mask.sparsity >= 0 && config.mask.sparsity < 1, "--sparsity",
@@ -47,19 +89,67 @@ void validate(const PruneConfig& config) {
 }
 
 at::Tensor prune_linear(const at::Tensor& weight, const InputStats& stats, const PruneConfig& config,
-                        at::Tensor* mask_out) {
-  const bool nothing_to_prune = !config.mask.pattern.structured() && config.mask.sparsity == 0.0;
+                        at::Tensor* mask_out, double sparsity, PermutationReport* permutation) {
+  MaskSpec spec = config.mask;
+  if (sparsity >= 0) spec.sparsity = sparsity;
+  const bool nothing_to_prune = !spec.pattern.structured() && spec.sparsity == 0.0;
   if (nothing_to_prune) {
     if (mask_out) *mask_out = at::ones(weight.sizes(), weight.options().dtype(at::kBool));
     return weight.to(at::kFloat);
   }
   if (config.metric == Metric::SparseGPT) {
-    return sparsegpt_prune(weight, stats.gram, stats.tokens, config.mask, config.sparsegpt, at::Tensor(), mask_out);
+    return sparsegpt_prune(weight, stats.gram, stats.tokens, spec, config.sparsegpt, at::Tensor(), mask_out);
   }
   const at::Tensor act_norm = needs_activations(config.metric) ? stats.norm() : at::Tensor();
-  const at::Tensor mask = select_mask(score(config.metric, weight, act_norm, config.crepe), config.mask);
+  const at::Tensor scores = score(config.metric, weight, act_norm, config.crepe);
+  at::Tensor mask = config.permute ? permuted_nm_mask(scores, spec.pattern.n, spec.pattern.m, config.permutation, permutation)
+                                   : select_mask(scores, spec);
+  if (config.reprune == Reprune::Dsnot) {
+    DsnotOptions options = config.dsnot;
+    options.n = spec.pattern.n;
+    options.m = spec.pattern.m;
+    mask = dsnot_reprune(weight.to(at::kFloat), mask, scores, stats.mean(), stats.variance(), options);
+  }
   if (mask_out) *mask_out = mask;
+  if (config.reconstruct) {
+    return sparsegpt_prune(weight, stats.gram, stats.tokens, spec, config.sparsegpt, mask);
+  }
   return weight.to(at::kFloat) * mask;
+}
+
+std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, const at::Tensor& calibration_ids,
+                                            const PruneConfig& config) {
+  const io::Checkpoint& checkpoint = runner.checkpoint();
+  const int64_t blocks = checkpoint.num_layers();
+  const double target = config.mask.sparsity;
+  if (config.allocation == Allocation::Uniform) return std::vector<double>(blocks, target);
+  const AllocationParams& params = config.allocation_params;
+  std::vector<double> block_statistic;
+  std::vector<int64_t> block_params;
+  if (config.allocation == Allocation::Alpha) {
+    // Heavy-tail exponents of the weights' spectra: no activations involved.
+    at::Tensor no_states;
+    runner.for_each_block(no_states, [&](int64_t, model::BlockWeights& weights, at::Tensor&) {
+      double alpha_sum = 0;
+      for (model::Linear linear : model::kLinears) alpha_sum += esd_alpha(weights[linear].weight);
+      block_statistic.push_back(alpha_sum / model::kLinearCount);
+      block_params.push_back(block_parameters(weights));
+    });
+    return alpha_sparsities(block_statistic, block_params, target, params.alpha_eps);
+  }
+  // OWL and DLP: one dense pass, statistics of every block's inputs.
+  at::Tensor states = runner.embed(calibration_ids);
+  runner.for_each_block(states, [&](int64_t, model::BlockWeights& weights, at::Tensor& block_states) {
+    const auto stats = collect_statistics(runner, weights, block_states, StatsRequest{});
+    const auto scores = block_wanda_scores(weights, stats);
+    block_statistic.push_back(config.allocation == Allocation::Owl ? block_outlier_ratio(scores, params.owl_m)
+                                                                   : block_mean_score(scores));
+    block_params.push_back(block_parameters(weights));
+    runner.forward(weights, block_states);
+  });
+  return config.allocation == Allocation::Owl
+             ? owl_sparsities(block_statistic, target, params.owl_lambda, block_params)
+             : dlp_sparsities(block_statistic, target, params.dlp_alpha, block_params);
 }
 
 PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids, const PruneConfig& config,
@@ -68,9 +158,10 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
   const auto start = Clock::now();
   validate(config);
   engine::BlockRunner runner(checkpoint, options);
-  const bool calibrated = needs_activations(config.metric);
-  at::Tensor states = calibrated ? runner.embed(calibration_ids) : at::Tensor();
+  const bool calibrated = needs_calibration(config);
   PruneOutcome outcome;
+  outcome.block_sparsity = allocate_block_sparsity(runner, calibration_ids, config);
+  at::Tensor states = calibrated ? runner.embed(calibration_ids) : at::Tensor();
 
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
     auto t = Clock::now();
@@ -82,7 +173,11 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
       t = Clock::now();
       at::Tensor& weight = weights[linear].weight;
       at::Tensor mask;
-      const at::Tensor pruned = prune_linear(weight, stats[static_cast<int>(model::input_of(linear))], config, &mask);
+      PermutationReport permutation;
+      const at::Tensor pruned = prune_linear(weight, stats[static_cast<int>(model::input_of(linear))], config, &mask,
+                                             outcome.block_sparsity[b], config.permute ? &permutation : nullptr);
+      outcome.permutation_kept_before += permutation.kept_before;
+      outcome.permutation_kept_after += permutation.kept_after;
       // Round to the stored dtype now, so the next blocks see exactly the weights that get written.
       const std::string name = io::Checkpoint::linear_weight_name(b, linear);
       const auto stored = io::to_scalar_type(checkpoint.tensors().info(name).dtype);

@@ -16,22 +16,39 @@
 
 #include "crepe/engine/runner.hpp"
 #include "crepe/io/checkpoint.hpp"
+#include "crepe/prune/allocation.hpp"
+#include "crepe/prune/dsnot.hpp"
 #include "crepe/prune/mask.hpp"
+#include "crepe/prune/permutation.hpp"
 #include "crepe/prune/metric.hpp"
 #include "crepe/prune/sparsegpt.hpp"
 #include "crepe/prune/stats.hpp"
 
 namespace crepe::prune {
 
+enum class Reprune { None, Dsnot };
+Reprune parse_reprune(const std::string& name, const std::string& option = "--reprune");
+
 struct PruneConfig {
   Metric metric = Metric::Crepe;
   CrepeParams crepe;
   MaskSpec mask;
   SparseGptOptions sparsegpt;
+  // Composition (each works with every score-based metric):
+  bool permute = false;  // RIA's channel permutation before N:M selection
+  PermutationOptions permutation;
+  Allocation allocation = Allocation::Uniform;  // per-block sparsities with the same mean
+  AllocationParams allocation_params;
+  Reprune reprune = Reprune::None;  // DSnoT swaps after the mask is chosen
+  DsnotOptions dsnot;
+  bool reconstruct = false;  // SparseGPT's OBS weight update for the chosen mask
 };
 
-// InputError naming the option for out-of-range values.
+// InputError naming the option for out-of-range values or combinations that do not compose.
 void validate(const PruneConfig& config);
+
+// Whether the configuration reads calibration activations at all (magnitude and ri alone do not).
+bool needs_calibration(const PruneConfig& config);
 
 struct LayerOutcome {
   std::string tensor;  // Hugging Face weight name
@@ -42,6 +59,9 @@ struct LayerOutcome {
 
 struct PruneOutcome {
   std::vector<LayerOutcome> layers;
+  std::vector<double> block_sparsity;  // target per block (all equal for uniform allocation)
+  double permutation_kept_before = 0;  // sums over layers of the permutation reports (--permute)
+  double permutation_kept_after = 0;
   int64_t total = 0;
   int64_t pruned = 0;
   double statistics_seconds = 0;  // dense passes with observers
@@ -53,8 +73,14 @@ struct PruneOutcome {
 
 // Prunes one weight ([out, in], any dtype) given its input statistics; returns the new weight in
 // float32 with pruned entries zero, and the keep-mask in `mask_out` when given.
+// `sparsity` overrides config.mask.sparsity (per-block allocation); negative keeps it.
 at::Tensor prune_linear(const at::Tensor& weight, const InputStats& stats, const PruneConfig& config,
-                        at::Tensor* mask_out = nullptr);
+                        at::Tensor* mask_out = nullptr, double sparsity = -1, PermutationReport* permutation = nullptr);
+
+// Per-block target sparsities of config.allocation (uniform: all equal to the target). OWL and DLP
+// need one dense pass over the calibration states (a copy is made); AlphaPruning reads weights only.
+std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, const at::Tensor& calibration_ids,
+                                            const PruneConfig& config);
 
 using PrunedBlockSink = std::function<void(int64_t block, const model::BlockWeights& pruned)>;
 
