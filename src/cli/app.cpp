@@ -67,6 +67,7 @@ int run(int argc, char** argv) {
 
   Action inspect = add_inspect_command(app);
   Action eval = add_eval_command(app);
+  Action tokenize = add_tokenize_command(app);
   Action prune = add_prune_command(app);
   for (int i = 0; i < argc; ++i) command_line() += (i ? " " : "") + std::string(argv[i]);
 
@@ -83,6 +84,7 @@ int run(int argc, char** argv) {
     for (CLI::App* sub : app.get_subcommands()) {
       if (sub->get_name() == "inspect") return inspect();
       if (sub->get_name() == "eval") return eval();
+      if (sub->get_name() == "tokenize") return tokenize();
       if (sub->get_name() == "prune") return prune();
     }
     return 2;

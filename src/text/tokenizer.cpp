@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "crepe/core/error.hpp"
+#include "crepe/text/hf_tokenizer.hpp"
 
 namespace crepe::text {
 namespace fs = std::filesystem;
@@ -52,10 +53,6 @@ bool add_bos_token(const json& config, const std::string& path) {
   return config["add_bos_token"].get<bool>();
 }
 
-std::unique_ptr<Tokenizer> json_not_supported(const std::string& dir) {
-  throw_input_error(dir, "tokenizer.json is not supported yet (needs tokenizer.model)");
-}
-
 }  // namespace
 
 TokenizerSettings read_tokenizer_config(const std::string& dir) {
@@ -65,24 +62,45 @@ TokenizerSettings read_tokenizer_config(const std::string& dir) {
   const json config = parse_json_file(path);
   if (!config.is_object()) throw_input_error(path, "expected a JSON object");
   settings.add_bos = add_bos_token(config, path);
+  settings.add_bos_set = config.contains("add_bos_token") && !config["add_bos_token"].is_null();
   settings.bos_token = token_content(config, "bos_token", path);
   settings.eos_token = token_content(config, "eos_token", path);
   return settings;
 }
 
+TokenizerKind parse_tokenizer_kind(const std::string& text, const std::string& option) {
+  if (text == "auto") return TokenizerKind::Auto;
+  if (text == "json") return TokenizerKind::HuggingFaceJson;
+  if (text == "model") return TokenizerKind::SentencePiece;
+  throw_input_error(option, "unknown tokenizer kind \"" + text + "\" (expected auto, json or model)");
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir, TokenizerKind kind) {
   if (!fs::is_directory(dir)) throw_input_error(dir, "no such directory");
   const std::string model = (fs::path(dir) / "tokenizer.model").string();
+  const std::string json_file = (fs::path(dir) / "tokenizer.json").string();
   const bool has_model = fs::exists(model);
-  const bool has_json = fs::exists(fs::path(dir) / "tokenizer.json");
+  const bool has_json = fs::exists(json_file);
 
-  if (kind == TokenizerKind::HuggingFaceJson) return json_not_supported(dir);
+  if (kind == TokenizerKind::HuggingFaceJson && !has_json) throw_input_error(dir, "no tokenizer.json");
   if (kind == TokenizerKind::SentencePiece && !has_model) throw_input_error(dir, "no tokenizer.model");
-  if (kind == TokenizerKind::Auto && !has_model) {
-    if (has_json) return json_not_supported(dir);
-    throw_input_error(dir, "no tokenizer found (looked for tokenizer.model and tokenizer.json)");
-  }
-  return load_sentencepiece(model, read_tokenizer_config(dir));
+  if (kind == TokenizerKind::Auto && !has_json && !has_model)
+    throw_input_error(dir, "no tokenizer found (looked for tokenizer.json and tokenizer.model)");
+  const TokenizerSettings settings = read_tokenizer_config(dir);
+  const bool use_json = kind == TokenizerKind::HuggingFaceJson || (kind == TokenizerKind::Auto && has_json);
+  if (use_json) return load_hf_tokenizer(json_file, settings);
+  return load_sentencepiece(model, settings);
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path, TokenizerKind kind) {
+  if (!fs::exists(path)) throw_input_error(path, "no such file");
+  if (fs::is_directory(path)) throw_input_error(path, "is a directory (give a tokenizer.json or tokenizer.model file)");
+  const fs::path parent = fs::path(path).parent_path();
+  const TokenizerSettings settings = read_tokenizer_config(parent.empty() ? "." : parent.string());
+  const bool ends_json = fs::path(path).extension() == ".json";
+  const bool use_json = kind == TokenizerKind::HuggingFaceJson || (kind == TokenizerKind::Auto && ends_json);
+  if (use_json) return load_hf_tokenizer(path, settings);
+  return load_sentencepiece(path, settings);
 }
 
 }  // namespace crepe::text

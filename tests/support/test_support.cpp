@@ -74,4 +74,34 @@ CommandResult run_crepe(const std::vector<std::string>& args) {
   return result;
 }
 
+CommandResult run_crepe(const std::vector<std::string>& args, const std::string& stdin_text) {
+  TempDir scratch;
+  const std::string in_path = scratch.file("stdin");
+  const std::string out_path = scratch.file("stdout");
+  const std::string err_path = scratch.file("stderr");
+  write_file(in_path, stdin_text);
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    if (!freopen(in_path.c_str(), "r", stdin) || !freopen(out_path.c_str(), "w", stdout) ||
+        !freopen(err_path.c_str(), "w", stderr))
+      _exit(127);
+    std::vector<char*> argv;
+    std::string binary = CREPE_BINARY;
+    argv.push_back(binary.data());
+    std::vector<std::string> copies = args;
+    for (auto& arg : copies) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CommandResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = read_file(out_path);
+  result.err = read_file(err_path);
+  return result;
+}
+
 }  // namespace crepe::test

@@ -33,6 +33,8 @@ struct CommandResult {
 
 // Runs the built crepe binary with arguments (no shell), capturing stdout and stderr.
 CommandResult run_crepe(const std::vector<std::string>& args);
+// Same, with `stdin_text` as the command's standard input.
+CommandResult run_crepe(const std::vector<std::string>& args, const std::string& stdin_text);
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& contents);

@@ -171,16 +171,6 @@ TEST(LoadTokenizer, MissingFilesErrorNamesDirectory) {
   EXPECT_NE(input_error_of([&] { load_tokenizer(nowhere); }).find(nowhere), std::string::npos);
 }
 
-TEST(LoadTokenizer, TokenizerJsonNotSupportedYet) {
-  const std::string dir = shared_path("tokenizers/llama3");
-  EXPECT_EQ(input_error_of([&] { load_tokenizer(dir); }),
-            dir + ": tokenizer.json is not supported yet (needs tokenizer.model)");
-  TempDir both;
-  make_tokenizer_dir(both, "");
-  EXPECT_NE(input_error_of([&] { load_tokenizer(both.path(), TokenizerKind::HuggingFaceJson); }).find("tokenizer.json"),
-            std::string::npos);
-}
-
 TEST(LoadSentencePiece, BadFileErrorNamesFile) {
   TempDir dir;
   write_file(dir.file("tokenizer.model"), "this is not a protobuf");

@@ -14,6 +14,7 @@ using Action = std::function<int()>;
 
 Action add_inspect_command(CLI::App& app);
 Action add_eval_command(CLI::App& app);
+Action add_tokenize_command(CLI::App& app);
 Action add_prune_command(CLI::App& app);
 
 // The command line as typed, for reports.

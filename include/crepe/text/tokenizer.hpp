@@ -1,8 +1,8 @@
 #pragma once
 // Tokenizers: text <-> token ids, behind one interface.
 //
-// Implementations: SentencePiece `tokenizer.model` (this file's load_tokenizer picks it today);
-// Hugging Face `tokenizer.json` BPE arrives in its own issue and plugs in behind the same interface.
+// Implementations: SentencePiece `tokenizer.model` (sentencepiece_model.hpp) and Hugging Face
+// `tokenizer.json` BPE (hf_tokenizer.hpp); load_tokenizer picks one for a model directory.
 // BOS handling follows the model directory's tokenizer_config.json (`add_bos_token`, default true
 // for LLaMA tokenizers) and can be overridden by the caller.
 #include <cstdint>
@@ -36,6 +36,7 @@ class Tokenizer {
 // means "as the tokenizer file defines it".
 struct TokenizerSettings {
   bool add_bos = true;
+  bool add_bos_set = false;  // whether the file sets add_bos_token (else add_bos is the default)
   std::string bos_token;
   std::string eos_token;
 };
@@ -48,9 +49,18 @@ TokenizerSettings read_tokenizer_config(const std::string& dir);
 // Which file to load from a model directory.
 enum class TokenizerKind { Auto, SentencePiece, HuggingFaceJson };
 
-// Loads the tokenizer of a model directory (or a directory holding only tokenizer files).
-// Throws InputError naming the directory when no supported tokenizer file is present.
+// "auto", "json" (tokenizer.json) or "model" (tokenizer.model); anything else is an InputError
+// naming `option` (e.g. "--kind").
+TokenizerKind parse_tokenizer_kind(const std::string& text, const std::string& option);
+
+// Loads the tokenizer of a model directory (or a directory holding only tokenizer files). Auto
+// prefers tokenizer.json when both files are present, as transformers' fast tokenizers do; the
+// other kinds insist on their file. Throws InputError naming the directory when the file is missing.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir, TokenizerKind kind = TokenizerKind::Auto);
+
+// Loads one tokenizer file, with the tokenizer_config.json beside it when there is one. Auto reads
+// a file whose name ends in ".json" as tokenizer.json and anything else as a SentencePiece model.
+std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path, TokenizerKind kind = TokenizerKind::Auto);
 
 // Loads a SentencePiece model file directly; `add_bos` defaults to true as in LLaMA.
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path, bool add_bos = true);
