@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
     else if (a == "--device" && i + 1 < argc) device = argv[++i];
   }
   c10::InferenceMode guard;
+  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   at::manual_seed(0);
   const auto opts = at::TensorOptions().device(at::Device(device));
   const at::Tensor W = at::randn({rows, cols}, opts);
@@ -77,6 +79,10 @@ int main(int argc, char** argv) {
     time("crepe k=" + std::to_string(k), [&] { return crepe_score(W, act_norm, crepe); });
   }
   time("mask 50% layer", [&] { return select_mask(W, mask); });
+  // The machine's fp32 matmul rate, the yardstick for calibration throughput.
+  const at::Tensor a = at::randn({2048, 2048}, opts), b = at::randn({2048, 2048}, opts);
+  const double matmul_seconds = median_seconds([&] { (void)at::matmul(a, b).sum().item<float>(); }, repeats);
+  const double matmul_gflops = 2.0 * 2048 * 2048 * 2048 / matmul_seconds / 1e9;
 
   const double ria = std::find_if(results.begin(), results.end(), [](const Row& r) { return r.name == "ria"; })->seconds;
   std::printf("| metric | seconds | vs ria |\n|---|---|---|\n");
@@ -85,10 +91,12 @@ int main(int argc, char** argv) {
   j["cols"] = cols;
   j["device"] = device;
   j["threads"] = at::get_num_threads();
+  j["matmul_gflops"] = matmul_gflops;
   for (const Row& r : results) {
     std::printf("| %s | %.4f | %.2fx |\n", r.name.c_str(), r.seconds, r.seconds / ria);
     j["seconds"][r.name] = r.seconds;
   }
+  std::printf("\nfp32 matmul 2048^3: %.1f GFLOP/s (%d threads)\n", matmul_gflops, at::get_num_threads());
   if (!json_path.empty()) std::ofstream(json_path) << j.dump(2) << "\n";
   return 0;
 }

@@ -291,7 +291,18 @@ at::Tensor SafetensorsFile::load(const std::string& name) const {
   at::Tensor tensor = at::empty(entry.shape, at::TensorOptions().dtype(to_scalar_type(entry.dtype)));
   // A zero-size tensor may have no storage pointer at all; memcpy must not see it.
   if (entry.nbytes() > 0) std::memcpy(tensor.data_ptr(), map_ + data_start_ + entry.begin, entry.nbytes());
+  release_pages(map_ + data_start_ + entry.begin, entry.nbytes());
   return tensor;
+}
+
+// The bytes were copied out; let the kernel drop the mapped pages so the process's resident set
+// holds one block at a time however deep the model is (they are re-read from the file if touched
+// again). Only pages entirely inside the range are released: neighbours may still be wanted.
+void SafetensorsFile::release_pages(const uint8_t* begin, uint64_t nbytes) {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(begin) + nbytes) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 // ---------------------------------------------------------------------------------------------

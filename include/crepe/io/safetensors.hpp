@@ -67,6 +67,7 @@ class SafetensorsFile {
   SafetensorsFile() = default;
   void map_file();     // open + mmap path_, sets map_ and size_
   void read_header();  // validates the header, fills tensors_, index_, metadata_
+  static void release_pages(const uint8_t* begin, uint64_t nbytes);
   std::string path_;
   const uint8_t* map_ = nullptr;
   uint64_t size_ = 0;
