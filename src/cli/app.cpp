@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <thread>
 #include <iostream>
 
@@ -33,7 +34,7 @@ void add_device_options_impl(CLI::App& command, DeviceOptions& options) {
   command.add_option("--dtype", options.dtype, "forward-pass dtype: fp32 (CPU), bf16/fp16/fp32 (CUDA)")
       ->capture_default_str();
   command.add_option("--batch-size", options.batch_size, "sequences per forward call (0: from a memory budget)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
 }
 
@@ -63,19 +64,26 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr, no progress bars");
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  app.add_option("--threads", threads, "CPU threads for tensor work (default: all cores)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "CPU threads for tensor work (default: all cores)")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
 
   Action inspect = add_inspect_command(app);
   Action eval = add_eval_command(app);
   Action tokenize = add_tokenize_command(app);
   Action prune = add_prune_command(app);
+  Action search = add_search_command(app);
   for (int i = 0; i < argc; ++i) command_line() += (i ? " " : "") + std::string(argv[i]);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);  // prints help/version or the parse error
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // A bad command line is bad input like any other: one line, house format (CLI11's own printer
+    // adds a second "Run with --help" line).
+    std::string message = e.what();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    std::fprintf(stderr, "crepe: error: %s\n", message.c_str());
+    return 2;
   }
   setup_logging(log_level, quiet);
   // LibTorch as packaged by Debian starts with one intra-op thread; crepe's work is all tensor ops.
@@ -86,6 +94,7 @@ int run(int argc, char** argv) {
       if (sub->get_name() == "eval") return eval();
       if (sub->get_name() == "tokenize") return tokenize();
       if (sub->get_name() == "prune") return prune();
+      if (sub->get_name() == "search") return search();
     }
     return 2;
   } catch (const InputError& e) {

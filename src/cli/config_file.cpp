@@ -36,6 +36,7 @@ void apply_config_file(CLI::App& command, const std::string& path) {
   }
   require(config.is_object(), path, "a config file must be a JSON object of option names");
   for (const auto& [key, value] : config.items()) {
+    if (!key.empty() && key[0] == '_') continue;  // "_search", "_calibration": records, not options
     std::string name = key;
     std::replace(name.begin(), name.end(), '_', '-');
     const std::string where = path + ": key '" + key + "'";

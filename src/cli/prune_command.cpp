@@ -39,6 +39,7 @@ struct PruneOptions {
   int64_t kernel_size = 3;
   double alpha = 1.0, beta = 1.0, gamma = 0.5, act_power = 0.5;
   std::string calib_data;
+  std::string tokenizer_kind = "auto";
   int64_t nsamples = 128;
   int64_t seqlen = 2048;
   uint64_t seed = 0;
@@ -111,7 +112,7 @@ Calibration calibrate(const PruneOptions& o, const io::Checkpoint& ckpt, const p
   }
   const int64_t seqlen = capped_seqlen(o.seqlen, ckpt, "--seqlen");
   if (!o.calib_data.empty()) {
-    const auto tokenizer = text::load_tokenizer(o.model);
+    const auto tokenizer = text::load_tokenizer(o.model, text::parse_tokenizer_kind(o.tokenizer_kind, "--tokenizer-kind"));
     const auto documents = text::read_documents(o.calib_data);
     const text::CalibrationSet set = text::sample_calibration(documents, *tokenizer, o.nsamples, seqlen, o.seed, o.calib_data);
     spdlog::info("calibration: {} windows of {} tokens from {} ({} documents, {} tokens)", o.nsamples, seqlen,
@@ -141,7 +142,7 @@ std::optional<eval::PerplexityResult> evaluate(const PruneOptions& o, const std:
                                                const engine::RunnerOptions& run) {
   if (o.eval_data.empty()) return std::nullopt;
   const io::Checkpoint ckpt = io::Checkpoint::open(model_dir);
-  const auto tokenizer = text::load_tokenizer(model_dir);
+  const auto tokenizer = text::load_tokenizer(model_dir, text::parse_tokenizer_kind(o.tokenizer_kind, "--tokenizer-kind"));
   const int64_t seqlen = capped_seqlen(o.eval_seqlen, ckpt, "--eval-seqlen");
   const auto windows = text::eval_windows(text::read_text_file(o.eval_data), *tokenizer, seqlen, o.eval_max_windows, o.eval_data);
   return eval::perplexity(ckpt, windows.ids, run);
@@ -230,6 +231,8 @@ Action add_prune_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--reconstruct", o->reconstruct, "SparseGPT's OBS weight update for the chosen mask");
   cmd->add_option("--calib-data", o->calib_data, "calibration text or JSONL (default: sequences sampled from the model)");
+  cmd->add_option("--tokenizer-kind", o->tokenizer_kind,
+                  "auto (tokenizer.json when present, else tokenizer.model), json or model")->capture_default_str();
   cmd->add_option("--nsamples", o->nsamples, "calibration windows")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--seqlen", o->seqlen, "tokens per calibration window (capped at the model's context)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))

@@ -20,6 +20,36 @@ int64_t head_batch(int64_t seqlen, int64_t vocab) {
 
 }  // namespace
 
+at::Tensor window_nll(const io::Checkpoint& checkpoint, const at::Tensor& final_states, const at::Tensor& windows,
+                      const Placement& placement) {
+  const auto& config = checkpoint.config();
+  const at::Tensor final_norm = checkpoint.load_final_norm(placement);
+  const at::Tensor lm_head = checkpoint.load_lm_head(placement);
+  const int64_t count = windows.size(0), seqlen = windows.size(1);
+  at::Tensor nll_per_window = at::empty({count}, at::TensorOptions().dtype(at::kDouble));
+  const int64_t batch = head_batch(seqlen, config.vocab_size);
+  for (int64_t first = 0; first < count; first += batch) {
+    const int64_t n = std::min(batch, count - first);
+    const at::Tensor states = final_states.narrow(0, first, n).to(placement.device, placement.compute_dtype);
+    const at::Tensor logits = model::output_logits(config, final_norm, lm_head, states);
+    const at::Tensor nll = model::next_token_nll(logits, windows.narrow(0, first, n));
+    nll_per_window.narrow(0, first, n).copy_(nll.mean(1).cpu());
+  }
+  return nll_per_window;
+}
+
+PerplexityResult summarize(const at::Tensor& nll_per_window, int64_t seqlen, double seconds) {
+  PerplexityResult result;
+  result.windows = nll_per_window.size(0);
+  result.seqlen = seqlen;
+  result.predictions = result.windows * (seqlen - 1);
+  result.mean_nll = nll_per_window.mean().item<double>();  // equal windows: mean of means = overall mean
+  result.perplexity = std::exp(result.mean_nll);
+  result.window_nll = nll_per_window;
+  result.seconds = seconds;
+  return result;
+}
+
 PerplexityResult perplexity(const io::Checkpoint& checkpoint, const at::Tensor& windows,
                             const engine::RunnerOptions& options) {
   c10::InferenceMode inference;
@@ -27,29 +57,8 @@ PerplexityResult perplexity(const io::Checkpoint& checkpoint, const at::Tensor& 
   engine::BlockRunner runner(checkpoint, options);
   at::Tensor states = runner.embed(windows);
   runner.forward_all(states);
-
-  const auto& config = checkpoint.config();
-  at::Tensor final_norm = checkpoint.load_final_norm(options.placement);
-  at::Tensor lm_head = checkpoint.load_lm_head(options.placement);
-  const int64_t count = windows.size(0), seqlen = windows.size(1);
-  at::Tensor window_nll = at::empty({count}, at::TensorOptions().dtype(at::kDouble));
-  const int64_t batch = head_batch(seqlen, config.vocab_size);
-  for (int64_t first = 0; first < count; first += batch) {
-    const int64_t n = std::min(batch, count - first);
-    at::Tensor logits = model::output_logits(config, final_norm, lm_head, states.narrow(0, first, n));
-    at::Tensor nll = model::next_token_nll(logits, windows.narrow(0, first, n));
-    window_nll.narrow(0, first, n).copy_(nll.mean(1).cpu());
-  }
-
-  PerplexityResult result;
-  result.windows = count;
-  result.seqlen = seqlen;
-  result.predictions = count * (seqlen - 1);
-  result.mean_nll = window_nll.mean().item<double>();  // equal windows: mean of means = overall mean
-  result.perplexity = std::exp(result.mean_nll);
-  result.window_nll = window_nll;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return result;
+  const at::Tensor nll = window_nll(checkpoint, states, windows, options.placement);
+  return summarize(nll, windows.size(1), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 }  // namespace crepe::eval

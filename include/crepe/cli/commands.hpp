@@ -16,6 +16,7 @@ Action add_inspect_command(CLI::App& app);
 Action add_eval_command(CLI::App& app);
 Action add_tokenize_command(CLI::App& app);
 Action add_prune_command(CLI::App& app);
+Action add_search_command(CLI::App& app);
 
 // The command line as typed, for reports.
 std::string& command_line();

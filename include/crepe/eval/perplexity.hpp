@@ -23,4 +23,10 @@ struct PerplexityResult {
 PerplexityResult perplexity(const io::Checkpoint& checkpoint, const at::Tensor& windows,
                             const engine::RunnerOptions& options);
 
+// The head's part, for callers that ran the blocks themselves (e.g. evaluating while pruning):
+// final_states [N, seqlen, hidden] -> mean next-token NLL of each window, float64 [N].
+at::Tensor window_nll(const io::Checkpoint& checkpoint, const at::Tensor& final_states, const at::Tensor& windows,
+                      const Placement& placement);
+PerplexityResult summarize(const at::Tensor& nll_per_window, int64_t seqlen, double seconds);
+
 }  // namespace crepe::eval

@@ -1,0 +1,44 @@
+#pragma once
+// Statistics for the search, gathered once: for the blocks in use, every linear input's ||X_j||^2
+// and Gram matrix X^T X from one dense calibration pass, plus the blocks' weights. Cached in a
+// safetensors file whose metadata records what produced it; a cache is reused only when that
+// record matches the current request exactly (checked, not trusted).
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crepe/engine/runner.hpp"
+#include "crepe/io/checkpoint.hpp"
+#include "crepe/prune/stats.hpp"
+
+namespace crepe::search {
+
+struct BlockStats {
+  int64_t block = 0;
+  std::array<prune::InputStats, model::kLinearInputCount> inputs;  // sq_sum, gram, tokens
+};
+
+struct SearchStats {
+  std::vector<BlockStats> blocks;
+  nlohmann::json provenance;  // model, data, nsamples, seqlen, seed, blocks: what produced these
+};
+
+// One dense streamed pass over blocks 0..max(blocks); statistics kept for `blocks` only.
+SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids,
+                                 const std::vector<int64_t>& blocks, const engine::RunnerOptions& options,
+                                 nlohmann::json provenance);
+
+void save_search_stats(const std::string& path, const SearchStats& stats);
+// nullopt (with the reason in `why`) when the file is absent or was made for another request;
+// InputError naming the file when it is corrupt.
+std::optional<SearchStats> load_search_stats(const std::string& path, const nlohmann::json& provenance,
+                                             std::string* why = nullptr);
+
+// "all", a count N (N blocks evenly spread, first and last included), or a list "0,3,5".
+std::vector<int64_t> parse_layer_selection(const std::string& text, int64_t num_layers, const std::string& option);
+
+}  // namespace crepe::search

@@ -1,0 +1,82 @@
+#pragma once
+// PHO: proxy-based hyperparameter search for CRePE with CMA-ES, and its baseline, coordinate hill
+// climbing on real perplexity.
+//
+// Search space. The CRePE score is linear in (alpha, beta, gamma), so masks depend only on their
+// ratios: alpha is fixed at 1 and the search runs over x = (log10 beta, log10 gamma, a) in
+// [-3, 1] x [-4, 1] x [0, 1]. The kernel size k and the comparison group (layer or row) are
+// discrete; each (k, group) pair gets its own CMA-ES run with an equal share of the budget. We
+// search them separately rather than rounding a continuous encoding because CMA-ES adapts badly
+// on plateaus, and the pairs are few (4 kernels x 2 groups by default).
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "crepe/engine/runner.hpp"
+#include "crepe/io/checkpoint.hpp"
+#include "crepe/prune/pipeline.hpp"
+#include "crepe/search/layer_stats.hpp"
+#include "crepe/search/proxy.hpp"
+
+namespace crepe::search {
+
+// x = (log10 beta, log10 gamma, a) <-> Candidate with alpha = 1.
+Candidate candidate_from(const std::vector<double>& x, int64_t kernel, prune::Group group);
+std::vector<double> lower_bounds();
+std::vector<double> upper_bounds();
+
+struct TracePoint {
+  Candidate candidate;
+  double value = 0;  // proxy or perplexity
+};
+
+struct SearchResult {
+  Candidate best;
+  double best_value = 0;
+  int64_t evaluations = 0;
+  double seconds = 0;
+  std::vector<TracePoint> trace;
+  nlohmann::json summary;  // per (k, group): best value, evaluations
+};
+
+struct PhoOptions {
+  Proxy proxy = Proxy::ReconDiag;
+  bool maximize = false;  // the proxy's direction, as measured
+  std::vector<int64_t> kernels = {1, 3, 5, 7};
+  std::vector<prune::Group> groups = {prune::Group::Layer, prune::Group::Row};
+  int64_t budget = 400;  // proxy evaluations in all
+  uint64_t seed = 0;
+  std::string trace_path;  // written after every generation; resumed from when `resume`
+  bool resume = false;
+  bool progress = true;
+};
+
+// The layers the proxies look at: every linear layer of the blocks in `stats`.
+std::vector<LayerData> proxy_layers(const io::Checkpoint& checkpoint, const SearchStats& stats);
+
+SearchResult pho_search(const std::vector<LayerData>& layers, const prune::MaskSpec& mask, const PhoOptions& options);
+
+// Real perplexity of a configuration: prunes the whole model sequentially on the calibration ids
+// and, block by block, runs the evaluation windows through each pruned block (no checkpoint is
+// written). Returns the perplexity.
+double pruned_perplexity(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids, const at::Tensor& eval_ids,
+                         const prune::PruneConfig& config, const engine::RunnerOptions& options);
+
+struct HillClimbOptions {
+  std::vector<int64_t> kernels = {1, 3, 5, 7};
+  int64_t budget = 40;  // perplexity evaluations
+  bool progress = true;
+};
+
+// The paper's baseline: coordinate hill climbing on (k, beta, gamma, a, group) with real
+// perplexity, starting from `start`; each step tries one coordinate up and down.
+SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexity_of, const Candidate& start,
+                        const HillClimbOptions& options);
+
+nlohmann::json candidate_json(const Candidate& candidate);
+double spearman(const std::vector<double>& a, const std::vector<double>& b);
+
+}  // namespace crepe::search

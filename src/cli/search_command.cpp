@@ -1,0 +1,242 @@
+// `crepe search`: PHO. Calibrate once (statistics cached), then search CRePE's hyperparameters with
+// CMA-ES against a proxy (--objective proxy), or hill-climb on real perplexity (--objective ppl);
+// `--correlate N` measures how well each proxy ranks N random configurations by perplexity.
+#include <CLI/CLI.hpp>
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "crepe/cli/commands.hpp"
+#include "crepe/core/error.hpp"
+#include "crepe/core/rng.hpp"
+#include "crepe/search/pho.hpp"
+#include "crepe/text/corpus.hpp"
+#include "crepe/text/tokenizer.hpp"
+
+namespace crepe::cli {
+namespace {
+
+using nlohmann::ordered_json;
+
+struct SearchOptions {
+  std::string model, out, stats_path, calib_data, eval_data, layers = "all";
+  double sparsity = 0.5;
+  std::string pattern = "unstructured";
+  std::string kernels = "1,3,5,7", groups = "layer,row";
+  std::string proxy = "recon_diag", objective = "proxy";
+  bool maximize = false;
+  int64_t budget = 0;  // 0: 400 proxy evaluations, or 40 perplexity evaluations
+  int64_t nsamples = 128, seqlen = 2048, eval_windows = 64, correlate = 0;
+  uint64_t seed = 0;
+  bool resume = false, json = false;
+  DeviceOptions device;
+};
+
+std::vector<int64_t> parse_kernels(const std::string& text) {
+  std::vector<int64_t> kernels;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    int64_t k = 0;
+    try {
+      k = std::stoll(item);
+    } catch (const std::logic_error&) {
+      throw_input_error("--kernels", "'" + item + "' is not a kernel size");
+    }
+    require(k >= 1 && k % 2 == 1, "--kernels", "kernel sizes must be odd and positive, got " + item);
+    kernels.push_back(k);
+  }
+  require(!kernels.empty(), "--kernels", "name at least one kernel size");
+  return kernels;
+}
+
+std::vector<prune::Group> parse_groups(const std::string& text) {
+  std::vector<prune::Group> groups;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) groups.push_back(prune::parse_group(item, "--groups"));
+  require(!groups.empty(), "--groups", "name at least one of layer, row");
+  return groups;
+}
+
+at::Tensor calibration_ids(const SearchOptions& o, const io::Checkpoint& ckpt, int64_t seqlen) {
+  require(!o.calib_data.empty(), "--calib-data", "crepe search needs calibration text");
+  const auto tokenizer = text::load_tokenizer(o.model);
+  return text::sample_calibration(text::read_documents(o.calib_data), *tokenizer, o.nsamples, seqlen, o.seed, o.calib_data).ids;
+}
+
+at::Tensor eval_ids(const SearchOptions& o, int64_t seqlen) {
+  require(!o.eval_data.empty(), "--eval-data", "needed for --objective ppl and --correlate (held-out text)");
+  const auto tokenizer = text::load_tokenizer(o.model);
+  return text::eval_windows(text::read_text_file(o.eval_data), *tokenizer, seqlen, o.eval_windows, o.eval_data).ids;
+}
+
+prune::PruneConfig config_of(const search::Candidate& c, const prune::MaskSpec& mask) {
+  prune::PruneConfig config;
+  config.metric = prune::Metric::Crepe;
+  config.crepe = c.crepe;
+  config.mask = mask;
+  config.mask.group = c.group;
+  return config;
+}
+
+search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckpt, const at::Tensor& calib,
+                               const std::vector<int64_t>& blocks, const engine::RunnerOptions& run, int64_t seqlen) {
+  const nlohmann::json provenance = {{"model", o.model}, {"data", o.calib_data}, {"nsamples", o.nsamples},
+                                     {"seqlen", seqlen}, {"seed", o.seed}, {"blocks", blocks}};
+  if (!o.stats_path.empty()) {
+    std::string why;
+    if (auto cached = search::load_search_stats(o.stats_path, provenance, &why)) {
+      spdlog::info("statistics: reusing {}", o.stats_path);
+      return *cached;
+    }
+    spdlog::info("statistics: not reusing {} ({})", o.stats_path, why);
+  }
+  auto stats = search::collect_search_stats(ckpt, calib, blocks, run, provenance);
+  if (!o.stats_path.empty()) search::save_search_stats(o.stats_path, stats);
+  return stats;
+}
+
+// Draws N random configurations, computes every proxy and the real perplexity of each, and reports
+// Spearman's rank correlation of each proxy with perplexity.
+ordered_json correlate(const SearchOptions& o, const io::Checkpoint& ckpt, const std::vector<search::LayerData>& layers,
+                       const prune::MaskSpec& mask, const at::Tensor& calib, const at::Tensor& eval,
+                       const engine::RunnerOptions& run, const std::vector<int64_t>& kernels,
+                       const std::vector<prune::Group>& groups) {
+  Rng rng(o.seed + 1);
+  std::map<search::Proxy, std::vector<double>> proxies;
+  std::vector<double> ppl;
+  ordered_json samples = ordered_json::array();
+  const auto lo = search::lower_bounds(), hi = search::upper_bounds();
+  for (int64_t i = 0; i < o.correlate; ++i) {
+    std::vector<double> x(3);
+    for (size_t d = 0; d < 3; ++d) x[d] = lo[d] + (hi[d] - lo[d]) * rng.uniform();
+    const int64_t k = kernels[rng.below(kernels.size())];
+    const prune::Group g = groups[rng.below(groups.size())];
+    const search::Candidate c = search::candidate_from(x, k, g);
+    const auto values = search::proxy_values(layers, c, mask);
+    const double p = search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run);
+    ppl.push_back(p);
+    ordered_json sample = search::candidate_json(c);
+    sample["perplexity"] = p;
+    for (const auto& [proxy, v] : values) {
+      proxies[proxy].push_back(v);
+      sample[search::proxy_name(proxy)] = v;
+    }
+    samples.push_back(sample);
+    spdlog::info("correlate {}/{}: ppl {:.4f}", i + 1, o.correlate, p);
+  }
+  ordered_json result = {{"samples", samples}};
+  for (const auto& [proxy, values] : proxies) result["spearman"][search::proxy_name(proxy)] = search::spearman(values, ppl);
+  return result;
+}
+
+}  // namespace
+
+Action add_search_command(CLI::App& app) {
+  auto o = std::make_shared<SearchOptions>();
+  CLI::App* cmd = app.add_subcommand("search", "PHO: search CRePE's hyperparameters with CMA-ES against a cheap proxy");
+  cmd->add_option("--model", o->model, "Hugging Face model directory")->required();
+  cmd->add_option("--out", o->out, "where to write the found configuration (a --config file for crepe prune)")->required();
+  cmd->add_option("--sparsity", o->sparsity, "target sparsity (unstructured)")->capture_default_str();
+  cmd->add_option("--pattern", o->pattern, "unstructured or N:M")->capture_default_str();
+  cmd->add_option("--calib-data", o->calib_data, "calibration text or JSONL")->required();
+  cmd->add_option("--nsamples", o->nsamples, "calibration windows")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--seqlen", o->seqlen, "tokens per calibration window")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "calibration and search seed")->capture_default_str();
+  cmd->add_option("--stats", o->stats_path, "cache file for the calibration statistics (reused when it matches)");
+  cmd->add_option("--layers", o->layers, "blocks the proxies use: all, a count, or a list 0,3,5")->capture_default_str();
+  cmd->add_option("--kernels", o->kernels, "kernel sizes searched")->capture_default_str();
+  cmd->add_option("--groups", o->groups, "comparison groups searched")->capture_default_str();
+  cmd->add_option("--proxy", o->proxy, "gini, recon or recon_diag")->capture_default_str();
+  cmd->add_flag("--maximize", o->maximize, "maximize the proxy instead of minimizing it");
+  cmd->add_option("--objective", o->objective, "proxy (PHO) or ppl (hill climbing on real perplexity)")
+      ->check(CLI::IsMember({"proxy", "ppl"}))->capture_default_str();
+  cmd->add_option("--budget", o->budget, "evaluations (default 400 proxy / 40 perplexity)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-data", o->eval_data, "held-out text for --objective ppl and --correlate");
+  cmd->add_option("--eval-windows", o->eval_windows, "held-out windows")->capture_default_str();
+  cmd->add_option("--correlate", o->correlate, "measure the proxies' rank correlation with perplexity on N random configurations");
+  cmd->add_flag("--resume", o->resume, "continue from OUT.trace.json");
+  cmd->add_flag("--json", o->json, "print the result as one JSON document on stdout");
+  add_device_options(*cmd, o->device);
+
+  return [o]() {
+    c10::InferenceMode inference;
+    const auto start = std::chrono::steady_clock::now();
+    const Placement placement = make_placement(o->device.device, o->device.dtype);
+    const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
+    prune::MaskSpec mask;
+    mask.pattern = prune::parse_pattern(o->pattern);
+    mask.sparsity = mask.pattern.structured() ? static_cast<double>(mask.pattern.n) / mask.pattern.m : o->sparsity;
+    require(o->sparsity >= 0 && o->sparsity < 1, "--sparsity", "must be in [0, 1)");
+    const auto kernels = parse_kernels(o->kernels);
+    const auto groups = parse_groups(o->groups);
+    const auto blocks = search::parse_layer_selection(o->layers, ckpt.num_layers(), "--layers");
+    const int64_t seqlen = std::min(o->seqlen, ckpt.config().max_position_embeddings);
+    engine::RunnerOptions run;
+    run.placement = placement;
+    run.batch_size = o->device.batch_size;
+    run.progress = false;
+
+    const at::Tensor calib = calibration_ids(*o, ckpt, seqlen);
+    ordered_json out;
+    out["method"] = "crepe";
+    if (mask.pattern.structured()) out["pattern"] = mask.pattern.str();
+    else out["sparsity"] = mask.sparsity;
+
+    if (o->objective == "ppl") {
+      const at::Tensor eval = eval_ids(*o, seqlen);
+      search::HillClimbOptions hill;
+      hill.kernels = kernels;
+      hill.budget = o->budget > 0 ? o->budget : 40;
+      search::Candidate start_point;  // crepe's defaults
+      const auto result = search::hill_climb(
+          [&](const search::Candidate& c) { return search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run); },
+          start_point, hill);
+      const nlohmann::json best = search::candidate_json(result.best);
+      for (const auto& [key, value] : best.items()) out[key] = value;
+      out["_search"] = {{"objective", "ppl"}, {"perplexity", result.best_value}, {"evaluations", result.evaluations},
+                        {"seconds", result.seconds}, {"eval_data", o->eval_data}, {"eval_windows", eval.size(0)}};
+    } else {
+      const search::SearchStats stats = statistics(*o, ckpt, calib, blocks, run, seqlen);
+      const auto layers = search::proxy_layers(ckpt, stats);
+      if (o->correlate > 0) {
+        const ordered_json measured = correlate(*o, ckpt, layers, mask, calib, eval_ids(*o, seqlen), run, kernels, groups);
+        std::ofstream(o->out) << measured.dump(2) << "\n";
+        if (o->json) print_json(measured.dump(2));
+        for (const auto& [proxy, rho] : measured["spearman"].items()) {
+          std::printf("%-10s Spearman rho with perplexity: %+.3f\n", proxy.c_str(), rho.get<double>());
+        }
+        return 0;
+      }
+      search::PhoOptions pho;
+      pho.proxy = search::parse_proxy(o->proxy);
+      pho.maximize = o->maximize;
+      pho.kernels = kernels;
+      pho.groups = groups;
+      pho.budget = o->budget > 0 ? o->budget : 400;
+      pho.seed = o->seed;
+      pho.trace_path = o->out + ".trace.json";
+      pho.resume = o->resume;
+      const auto result = search::pho_search(layers, mask, pho);
+      const nlohmann::json best = search::candidate_json(result.best);
+      for (const auto& [key, value] : best.items()) out[key] = value;
+      out["_search"] = {{"objective", "proxy"}, {"proxy", o->proxy}, {"direction", o->maximize ? "maximize" : "minimize"},
+                        {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
+                        {"seconds", result.seconds}, {"per_kernel_and_group", result.summary}, {"blocks", blocks}};
+    }
+    out["_calibration"] = {{"data", o->calib_data}, {"nsamples", o->nsamples}, {"seqlen", seqlen}, {"seed", o->seed}};
+    out["_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::ofstream(o->out) << out.dump(2) << "\n";
+    if (o->json) print_json(out.dump(2));
+    else std::printf("found %s -> %s\n", out.dump().c_str(), o->out.c_str());
+    return 0;
+  };
+}
+
+}  // namespace crepe::cli

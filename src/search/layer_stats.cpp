@@ -1,0 +1,135 @@
+#include "crepe/search/layer_stats.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <sstream>
+
+#include "crepe/core/error.hpp"
+#include "crepe/io/safetensors.hpp"
+
+namespace crepe::search {
+namespace {
+
+std::string key(int64_t block, int input, const char* what) {
+  return "block." + std::to_string(block) + ".input." + std::to_string(input) + "." + what;
+}
+
+}  // namespace
+
+SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids,
+                                 const std::vector<int64_t>& blocks, const engine::RunnerOptions& options,
+                                 nlohmann::json provenance) {
+  c10::InferenceMode inference;
+  SearchStats stats;
+  stats.provenance = std::move(provenance);
+  engine::BlockRunner runner(checkpoint, options);
+  at::Tensor states = runner.embed(calibration_ids);
+  const int64_t last = *std::max_element(blocks.begin(), blocks.end());
+  runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
+    if (b > last) return;  // nothing more to gather; later blocks are skipped cheaply
+    if (std::find(blocks.begin(), blocks.end(), b) != blocks.end()) {
+      std::array<prune::StatsAccumulator, model::kLinearInputCount> acc;
+      acc.fill(prune::StatsAccumulator(prune::StatsRequest{/*gram=*/true, /*moments=*/false}));
+      runner.observe(weights, block_states, [&](model::LinearInput which, const at::Tensor& x) {
+        acc[static_cast<int>(which)].add(x);
+      });
+      BlockStats block{b, {}};
+      for (int i = 0; i < model::kLinearInputCount; ++i) block.inputs[i] = acc[i].take();
+      stats.blocks.push_back(std::move(block));
+    }
+    if (b < last) runner.forward(weights, block_states);
+  });
+  return stats;
+}
+
+void save_search_stats(const std::string& path, const SearchStats& stats) {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const BlockStats& block : stats.blocks) {
+    for (int i = 0; i < model::kLinearInputCount; ++i) {
+      tensors.emplace_back(key(block.block, i, "sq_sum"), block.inputs[i].sq_sum.cpu());
+      tensors.emplace_back(key(block.block, i, "gram"), block.inputs[i].gram.cpu());
+      tensors.emplace_back(key(block.block, i, "tokens"),
+                           at::full({1}, static_cast<double>(block.inputs[i].tokens), at::kFloat));
+    }
+  }
+  io::write_safetensors(path, tensors, {{"crepe_search_stats", stats.provenance.dump()}});
+}
+
+std::optional<SearchStats> load_search_stats(const std::string& path, const nlohmann::json& provenance,
+                                             std::string* why) {
+  auto say = [&](const std::string& reason) {
+    if (why) *why = reason;
+    return std::nullopt;
+  };
+  if (!std::filesystem::exists(path)) return say("no cache yet");
+  const auto file = io::SafetensorsFile::open(path);
+  const auto it = file->metadata().find("crepe_search_stats");
+  require(it != file->metadata().end(), path, "not a crepe search-statistics file");
+  nlohmann::json recorded;
+  try {
+    recorded = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception&) {
+    throw_input_error(path, "corrupt search-statistics metadata");
+  }
+  if (recorded != provenance) return say("made for another model, data or calibration setup");
+  SearchStats stats;
+  stats.provenance = recorded;
+  for (int64_t b : provenance.at("blocks").get<std::vector<int64_t>>()) {
+    BlockStats block{b, {}};
+    for (int i = 0; i < model::kLinearInputCount; ++i) {
+      for (const char* what : {"sq_sum", "gram", "tokens"}) {
+        require(file->contains(key(b, i, what)), path, "missing tensor '" + key(b, i, what) + "'");
+      }
+      block.inputs[i].sq_sum = file->load(key(b, i, "sq_sum"));
+      block.inputs[i].gram = file->load(key(b, i, "gram"));
+      block.inputs[i].tokens = static_cast<int64_t>(file->load(key(b, i, "tokens")).item<float>());
+      const int64_t width = block.inputs[i].sq_sum.size(0);
+      require(block.inputs[i].gram.sizes() == at::IntArrayRef({width, width}), path,
+              "Gram matrix shape does not match its statistics");
+    }
+    stats.blocks.push_back(std::move(block));
+  }
+  return stats;
+}
+
+std::vector<int64_t> parse_layer_selection(const std::string& text, int64_t num_layers, const std::string& option) {
+  std::vector<int64_t> blocks;
+  if (text == "all" || text.empty()) {
+    for (int64_t b = 0; b < num_layers; ++b) blocks.push_back(b);
+    return blocks;
+  }
+  if (text.find(',') == std::string::npos) {
+    int64_t count = 0;
+    try {
+      count = std::stoll(text);
+    } catch (const std::logic_error&) {
+      throw_input_error(option, "expected 'all', a count, or a list like 0,3,5; got '" + text + "'");
+    }
+    require(count >= 1 && count <= num_layers, option, "count must be in [1, " + std::to_string(num_layers) + "]");
+    for (int64_t i = 0; i < count; ++i) {
+      blocks.push_back(count == 1 ? 0 : i * (num_layers - 1) / (count - 1));
+    }
+  } else {
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      int64_t b = -1;
+      try {
+        b = std::stoll(item);
+      } catch (const std::logic_error&) {
+        throw_input_error(option, "'" + item + "' is not a block index");
+      }
+      require(b >= 0 && b < num_layers, option, "block " + item + " does not exist (the model has " +
+                                                    std::to_string(num_layers) + ")");
+      blocks.push_back(b);
+    }
+  }
+  std::sort(blocks.begin(), blocks.end());
+  blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+  return blocks;
+}
+
+}  // namespace crepe::search

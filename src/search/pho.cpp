@@ -1,0 +1,231 @@
+#include "crepe/search/pho.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "crepe/core/error.hpp"
+#include "crepe/eval/perplexity.hpp"
+#include "crepe/search/cmaes.hpp"
+
+namespace crepe::search {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr double kInfinity = std::numeric_limits<double>::infinity();  // not INFINITY: a float
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string pair_key(int64_t kernel, prune::Group group) {
+  return "k=" + std::to_string(kernel) + " " + prune::group_name(group);
+}
+
+nlohmann::json read_trace(const std::string& path) {
+  std::ifstream in(path);
+  require(static_cast<bool>(in), path, "cannot read the search trace to resume from");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw_input_error(path, std::string("invalid search trace: ") + e.what());
+  }
+}
+
+void write_trace(const std::string& path, const nlohmann::json& trace) {
+  if (path.empty()) return;
+  const std::string temp = path + ".tmp";
+  std::ofstream(temp) << trace.dump() << "\n";
+  std::filesystem::rename(temp, path);
+}
+
+}  // namespace
+
+Candidate candidate_from(const std::vector<double>& x, int64_t kernel, prune::Group group) {
+  Candidate c;
+  c.crepe.kernel_size = kernel;
+  c.crepe.alpha = 1.0;
+  c.crepe.beta = std::pow(10.0, x[0]);
+  c.crepe.gamma = std::pow(10.0, x[1]);
+  c.crepe.act_power = x[2];
+  c.group = group;
+  return c;
+}
+
+std::vector<double> lower_bounds() { return {-3.0, -4.0, 0.0}; }
+std::vector<double> upper_bounds() { return {1.0, 1.0, 1.0}; }
+
+nlohmann::json candidate_json(const Candidate& c) {
+  return {{"kernel-size", c.crepe.kernel_size}, {"alpha", c.crepe.alpha}, {"beta", c.crepe.beta},
+          {"gamma", c.crepe.gamma},             {"act-power", c.crepe.act_power}, {"group", prune::group_name(c.group)}};
+}
+
+std::vector<LayerData> proxy_layers(const io::Checkpoint& checkpoint, const SearchStats& stats) {
+  std::vector<LayerData> layers;
+  const Placement cpu;
+  for (const BlockStats& block : stats.blocks) {
+    const model::BlockWeights weights = checkpoint.load_block(block.block, cpu);
+    for (model::Linear linear : model::kLinears) {
+      layers.push_back({weights[linear].weight, &block.inputs[static_cast<int>(model::input_of(linear))]});
+    }
+  }
+  return layers;
+}
+
+SearchResult pho_search(const std::vector<LayerData>& layers, const prune::MaskSpec& mask, const PhoOptions& options) {
+  c10::InferenceMode inference;
+  const auto start = Clock::now();
+  SearchResult result;
+  result.best_value = std::numeric_limits<double>::infinity();
+  const double sign = options.maximize ? -1.0 : 1.0;
+  nlohmann::json trace = options.resume ? read_trace(options.trace_path) : nlohmann::json::object();
+  const int64_t pairs = static_cast<int64_t>(options.kernels.size() * options.groups.size());
+  const int64_t per_pair = std::max<int64_t>(8, options.budget / std::max<int64_t>(1, pairs));
+
+  for (int64_t kernel : options.kernels) {
+    for (prune::Group group : options.groups) {
+      const std::string key = pair_key(kernel, group);
+      CmaesOptions cma;
+      cma.x0 = {0.0, -1.0, 0.5};  // RIA's beta = 1 and a = 0.5, a small neighbourhood weight
+      cma.sigma0 = 0.6;
+      cma.lower = lower_bounds();
+      cma.upper = upper_bounds();
+      cma.seed = options.seed;
+      cma.max_evaluations = per_pair;
+      Cmaes es = trace.contains(key) ? Cmaes::from_json(trace[key]["state"]) : Cmaes(cma);
+      double pair_best = trace.contains(key) ? trace[key].value("best", kInfinity) : kInfinity;
+      std::vector<double> pair_best_x = trace.contains(key) ? trace[key].value("best_x", std::vector<double>{}) : std::vector<double>{};
+      while (es.stop() == CmaesStop::None) {
+        const auto points = es.ask();
+        std::vector<double> fitness;
+        for (const auto& x : points) {
+          const Candidate c = candidate_from(x, kernel, group);
+          const double value = proxy_values(layers, c, mask).at(options.proxy);
+          fitness.push_back(sign * value);
+          result.trace.push_back({c, value});
+          if (sign * value < pair_best) {
+            pair_best = sign * value;
+            pair_best_x = x;
+          }
+        }
+        es.tell(fitness);
+        trace[key] = {{"state", es.to_json()}, {"best", pair_best}, {"best_x", pair_best_x}};
+        write_trace(options.trace_path, trace);
+        if (options.progress) {
+          spdlog::info("pho {}: generation {}, best {} {:.6g}, sigma {:.3g}", key, es.generation(),
+                       proxy_name(options.proxy), sign * pair_best, es.sigma());
+        }
+      }
+      result.evaluations += es.evaluations();
+      result.summary[key] = {{"best", sign * pair_best}, {"evaluations", es.evaluations()},
+                             {"stop", to_string(es.stop())}};
+      if (!pair_best_x.empty() && pair_best < result.best_value) {
+        result.best_value = pair_best;
+        result.best = candidate_from(pair_best_x, kernel, group);
+      }
+    }
+  }
+  result.best_value *= sign;
+  result.seconds = since(start);
+  return result;
+}
+
+double pruned_perplexity(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids, const at::Tensor& eval_ids,
+                         const prune::PruneConfig& config, const engine::RunnerOptions& options) {
+  c10::InferenceMode inference;
+  engine::BlockRunner runner(checkpoint, options);
+  at::Tensor eval_states = runner.embed(eval_ids);
+  prune::prune_model(checkpoint, calibration_ids, config, options, [&](int64_t, const model::BlockWeights& weights) {
+    runner.forward(weights, eval_states);
+  });
+  const at::Tensor nll = eval::window_nll(checkpoint, eval_states, eval_ids, options.placement);
+  return std::exp(nll.mean().item<double>());
+}
+
+SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexity_of, const Candidate& start,
+                        const HillClimbOptions& options) {
+  const auto t0 = Clock::now();
+  SearchResult result;
+  Candidate best = start;
+  double best_value = perplexity_of(best);
+  result.trace.push_back({best, best_value});
+  result.evaluations = 1;
+  double factor = 2.0, a_step = 0.2;
+  auto neighbours = [&](const Candidate& c) {
+    std::vector<Candidate> out;
+    auto add = [&](const std::function<void(Candidate&)>& change) {
+      Candidate n = c;
+      change(n);
+      out.push_back(n);
+    };
+    const auto k = std::find(options.kernels.begin(), options.kernels.end(), c.crepe.kernel_size);
+    if (k != options.kernels.end() && k + 1 != options.kernels.end()) add([&](Candidate& n) { n.crepe.kernel_size = *(k + 1); });
+    if (k != options.kernels.end() && k != options.kernels.begin()) add([&](Candidate& n) { n.crepe.kernel_size = *(k - 1); });
+    for (double f : {factor, 1.0 / factor}) {
+      add([&](Candidate& n) { n.crepe.beta *= f; });
+      add([&](Candidate& n) { n.crepe.gamma *= f; });
+    }
+    for (double d : {a_step, -a_step}) {
+      const double a = std::clamp(c.crepe.act_power + d, 0.0, 1.0);
+      if (a != c.crepe.act_power) add([&](Candidate& n) { n.crepe.act_power = a; });
+    }
+    add([](Candidate& n) { n.group = n.group == prune::Group::Layer ? prune::Group::Row : prune::Group::Layer; });
+    return out;
+  };
+  while (result.evaluations < options.budget) {
+    bool improved = false;
+    for (const Candidate& n : neighbours(best)) {
+      if (result.evaluations >= options.budget) break;
+      const double value = perplexity_of(n);
+      ++result.evaluations;
+      result.trace.push_back({n, value});
+      if (options.progress) spdlog::info("hill climbing: evaluation {}, ppl {:.4f} (best {:.4f})", result.evaluations, value, best_value);
+      if (value < best_value) {
+        best_value = value;
+        best = n;
+        improved = true;
+        break;  // first improvement: move, then look around the new point
+      }
+    }
+    if (!improved) {
+      if (factor < 1.2) break;  // steps already refined: a local optimum
+      factor = std::sqrt(factor);
+      a_step /= 2;
+    }
+  }
+  result.best = best;
+  result.best_value = best_value;
+  result.seconds = since(t0);
+  return result;
+}
+
+double spearman(const std::vector<double>& a, const std::vector<double>& b) {
+  auto ranks = [](const std::vector<double>& v) {
+    std::vector<size_t> order(v.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return v[i] < v[j]; });
+    std::vector<double> r(v.size());
+    for (size_t i = 0; i < order.size();) {  // average ranks over ties
+      size_t j = i;
+      while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+      for (size_t t = i; t <= j; ++t) r[order[t]] = (static_cast<double>(i) + static_cast<double>(j)) / 2.0;
+      i = j + 1;
+    }
+    return r;
+  };
+  const auto ra = ranks(a), rb = ranks(b);
+  const double n = static_cast<double>(a.size());
+  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / n, mb = std::accumulate(rb.begin(), rb.end(), 0.0) / n;
+  double cov = 0, va = 0, vb = 0;
+  for (size_t i = 0; i < ra.size(); ++i) {
+    cov += (ra[i] - ma) * (rb[i] - mb);
+    va += (ra[i] - ma) * (ra[i] - ma);
+    vb += (rb[i] - mb) * (rb[i] - mb);
+  }
+  return va > 0 && vb > 0 ? cov / std::sqrt(va * vb) : 0.0;
+}
+
+}  // namespace crepe::search

@@ -1,0 +1,157 @@
+// PHO's parts: proxies against their definitions, the statistics cache, the search loops.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "crepe/core/error.hpp"
+#include "crepe/search/layer_stats.hpp"
+#include "crepe/search/pho.hpp"
+#include "crepe/search/proxy.hpp"
+#include "test_support.hpp"
+
+namespace crepe::search {
+namespace {
+
+TEST(Proxy, GiniCoefficientKnownValues) {
+  EXPECT_NEAR(gini_coefficient(at::tensor({1.0, 1.0, 1.0, 1.0})), 0.0, 1e-12);   // perfect equality
+  EXPECT_NEAR(gini_coefficient(at::tensor({0.0, 0.0, 0.0, 4.0})), 0.75, 1e-12);  // (n-1)/n for one holder
+  // 1,2,3,4: sum_i (2i-5) x_(i) = -3 -2 +3 +12 = 10; / (4 * 10) = 0.25.
+  EXPECT_NEAR(gini_coefficient(at::tensor({4.0, 1.0, 3.0, 2.0})), 0.25, 1e-12);
+}
+
+TEST(Proxy, ReconstructionProxiesMatchTheirDefinitions) {
+  at::manual_seed(1);
+  const at::Tensor W = at::randn({6, 10});
+  const at::Tensor X = at::randn({50, 10});
+  prune::StatsAccumulator acc({/*gram=*/true, false});
+  acc.add(X);
+  const prune::InputStats stats = acc.take();
+  Candidate c;
+  c.crepe.gamma = 0.3;
+  prune::MaskSpec mask;
+  mask.sparsity = 0.5;
+  const auto values = proxy_values({{W, &stats}}, c, mask);
+  const at::Tensor keep = prune::select_mask(prune::crepe_score(W, stats.norm(), c.crepe), mask);
+  const at::Tensor dW = W * keep.logical_not();
+  // Output error of the removed weights over the calibration tokens, relative to the output energy.
+  const double expected = at::matmul(X, dW.t()).pow(2).sum().item<double>() / at::matmul(X, W.t()).pow(2).sum().item<double>();
+  EXPECT_NEAR(values.at(Proxy::Recon), expected, 1e-5 * expected);
+  const double diag = (dW.pow(2) * X.pow(2).sum(0)).sum().item<double>() / (W.pow(2) * X.pow(2).sum(0)).sum().item<double>();
+  EXPECT_NEAR(values.at(Proxy::ReconDiag), diag, 1e-5 * diag);
+  EXPECT_GT(values.at(Proxy::Gini), 0.0);
+  EXPECT_LT(values.at(Proxy::Gini), 1.0);
+}
+
+TEST(Pho, SpearmanKnownValues) {
+  EXPECT_NEAR(spearman({1, 2, 3, 4}, {10, 20, 30, 40}), 1.0, 1e-12);
+  EXPECT_NEAR(spearman({1, 2, 3, 4}, {4, 3, 2, 1}), -1.0, 1e-12);
+  // d = (0, 0, 1, -1): rho = 1 - 6 * 2 / (4 * 15) = 0.8
+  EXPECT_NEAR(spearman({1, 2, 3, 4}, {1, 2, 4, 3}), 0.8, 1e-12);
+}
+
+TEST(Pho, CandidatesMapTheBoxToCrepeParameters) {
+  const Candidate c = candidate_from({0.0, -1.0, 0.5}, 5, prune::Group::Row);
+  EXPECT_EQ(c.crepe.kernel_size, 5);
+  EXPECT_DOUBLE_EQ(c.crepe.alpha, 1.0);
+  EXPECT_DOUBLE_EQ(c.crepe.beta, 1.0);
+  EXPECT_NEAR(c.crepe.gamma, 0.1, 1e-15);
+  EXPECT_DOUBLE_EQ(c.crepe.act_power, 0.5);
+  EXPECT_EQ(c.group, prune::Group::Row);
+  EXPECT_NO_THROW(prune::validate(candidate_from(lower_bounds(), 1, prune::Group::Layer).crepe));
+  EXPECT_NO_THROW(prune::validate(candidate_from(upper_bounds(), 7, prune::Group::Layer).crepe));
+}
+
+TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  at::manual_seed(2);
+  const at::Tensor ids = at::randint(512, {4, 64}, at::TensorOptions().dtype(at::kLong));
+  engine::RunnerOptions run;
+  run.progress = false;
+  const SearchStats stats = collect_search_stats(ckpt, ids, {0, 4}, run, {{"test", 1}, {"blocks", {0, 4}}});
+  ASSERT_EQ(stats.blocks.size(), 2u);
+  EXPECT_EQ(stats.blocks[1].block, 4);
+  const auto layers = proxy_layers(ckpt, stats);
+  ASSERT_EQ(layers.size(), 14u);
+  prune::MaskSpec mask;
+  mask.sparsity = 0.6;
+  test::TempDir dir;
+  PhoOptions options;
+  options.kernels = {3};
+  options.groups = {prune::Group::Layer};
+  options.budget = 30;
+  options.progress = false;
+  options.trace_path = dir.file("trace.json");
+  const SearchResult result = pho_search(layers, mask, options);
+  const double start = proxy_values(layers, candidate_from({0.0, -1.0, 0.5}, 3, prune::Group::Layer), mask).at(Proxy::ReconDiag);
+  EXPECT_LE(result.best_value, start);
+  EXPECT_GE(result.evaluations, 30);
+  EXPECT_NEAR(proxy_values(layers, result.best, mask).at(Proxy::ReconDiag), result.best_value, 1e-12);
+  // Resuming a finished search re-evaluates nothing and returns the same best point.
+  options.resume = true;
+  const SearchResult resumed = pho_search(layers, mask, options);
+  EXPECT_EQ(resumed.trace.size(), 0u);
+  EXPECT_DOUBLE_EQ(resumed.best_value, result.best_value);
+}
+
+TEST(Pho, StatisticsCacheIsReusedOnlyForTheSameRequest) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  at::manual_seed(3);
+  const at::Tensor ids = at::randint(512, {2, 32}, at::TensorOptions().dtype(at::kLong));
+  engine::RunnerOptions run;
+  run.progress = false;
+  const nlohmann::json provenance = {{"model", "stories260k"}, {"blocks", {1, 2}}};
+  const SearchStats stats = collect_search_stats(ckpt, ids, {1, 2}, run, provenance);
+  test::TempDir dir;
+  save_search_stats(dir.file("stats.safetensors"), stats);
+  std::string why;
+  const auto same = load_search_stats(dir.file("stats.safetensors"), provenance, &why);
+  ASSERT_TRUE(same.has_value()) << why;
+  for (size_t b = 0; b < 2; ++b) {
+    for (int i = 0; i < model::kLinearInputCount; ++i) {
+      EXPECT_TRUE(at::equal(same->blocks[b].inputs[i].gram, stats.blocks[b].inputs[i].gram));
+      EXPECT_EQ(same->blocks[b].inputs[i].tokens, 64);
+    }
+  }
+  nlohmann::json other = provenance;
+  other["model"] = "something else";
+  EXPECT_FALSE(load_search_stats(dir.file("stats.safetensors"), other, &why).has_value());
+  EXPECT_NE(why.find("another"), std::string::npos);
+  test::write_file(dir.file("junk.safetensors"), "not a safetensors file at all");
+  EXPECT_THROW(load_search_stats(dir.file("junk.safetensors"), provenance), InputError);
+}
+
+TEST(Pho, HillClimbingFindsTheMinimumOfASmoothObjective) {
+  // A synthetic "perplexity" with its optimum at k = 5, beta = 4, gamma = 0.25, a = 0.3, group row.
+  auto objective = [](const Candidate& c) {
+    return std::pow(std::log2(c.crepe.beta) - 2, 2) + std::pow(std::log2(c.crepe.gamma) + 2, 2) +
+           10 * std::pow(c.crepe.act_power - 0.3, 2) + (c.crepe.kernel_size == 5 ? 0 : 1) +
+           (c.group == prune::Group::Row ? 0 : 1);
+  };
+  Candidate start;
+  start.crepe.gamma = 1.0;
+  HillClimbOptions options;
+  options.budget = 200;
+  options.progress = false;
+  const SearchResult r = hill_climb(objective, start, options);
+  EXPECT_EQ(r.best.crepe.kernel_size, 5);
+  EXPECT_EQ(r.best.group, prune::Group::Row);
+  EXPECT_NEAR(r.best.crepe.beta, 4.0, 1e-9);
+  EXPECT_NEAR(r.best.crepe.gamma, 0.25, 1e-9);
+  EXPECT_NEAR(r.best.crepe.act_power, 0.3, 1e-9);
+  EXPECT_LE(r.evaluations, 200);
+}
+
+TEST(Pho, LayerSelection) {
+  EXPECT_EQ(parse_layer_selection("all", 4, "--layers"), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(parse_layer_selection("3", 32, "--layers"), (std::vector<int64_t>{0, 15, 31}));
+  EXPECT_EQ(parse_layer_selection("5,1,5", 8, "--layers"), (std::vector<int64_t>{1, 5}));
+  EXPECT_THROW(parse_layer_selection("9", 8, "--layers"), InputError);
+  EXPECT_THROW(parse_layer_selection("1,x", 8, "--layers"), InputError);
+}
+
+}  // namespace
+}  // namespace crepe::search
