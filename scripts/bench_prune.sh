@@ -9,7 +9,9 @@
 # $OUT/prune.md, $OUT/prune.json and perplexity-vs-sparsity plots (PNG, with gnuplot if installed).
 #
 # Environment: BUILD_DIR (build), CREPE_SHARED_DIR (../shared), OUT (bench-results/prune),
-# MODELS, METHODS, TARGETS, EVAL_WINDOWS (0 = whole eval text), NSAMPLES (128), SECTIONS
+# MODELS, METHODS, TARGETS, EVAL_WINDOWS (windows evaluated per model, 0 = the whole text; default:
+# all of stories260k's half, the first 420 windows = first quarter of WikiText-2 for mini-llama-6m,
+# as its model card reports), NSAMPLES (128), SECTIONS
 # ("baseline composition calibration"). Reruns skip records already in prune.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ OUT=${OUT:-bench-results/prune}
 MODELS=${MODELS:-"stories260k mini-llama-6m"}
 METHODS=${METHODS:-"magnitude wanda ri ria crepe sparsegpt"}
 TARGETS=${TARGETS:-"0.5 0.6 0.7 0.8 2:4 4:8"}
-EVAL_WINDOWS=${EVAL_WINDOWS:-0}
+eval_windows_of() { [ -n "${EVAL_WINDOWS:-}" ] && echo "$EVAL_WINDOWS" || { [ "$1" = stories260k ] && echo 0 || echo 420; }; }
 NSAMPLES=${NSAMPLES:-128}
 SECTIONS=${SECTIONS:-"baseline composition calibration"}
 CREPE="$BUILD/crepe"
@@ -49,7 +51,7 @@ run_case() {
   [ "$calib" = self ] && calib_args=()
   "$CREPE" prune --model "$SHARED/models/$model" --out "$out" --force -q --json --nsamples "$NSAMPLES" --seqlen 256 \
     --seed 0 "${calib_args[@]}" "$@" > "$OUT/tmp/report.json"
-  "$CREPE" eval --model "$out" --data "$(eval_of "$model")" --seqlen 256 --max-windows "$EVAL_WINDOWS" -q --json \
+  "$CREPE" eval --model "$out" --data "$(eval_of "$model")" --seqlen 256 --max-windows "$(eval_windows_of "$model")" -q --json \
     > "$OUT/tmp/eval.json"
   python3 - "$model" "$label" "$OUT/tmp/report.json" "$OUT/tmp/eval.json" >> "$RESULTS" <<'PY'
 import json, sys
@@ -68,7 +70,7 @@ pattern_args() { case $1 in *:*) echo "--pattern $1";; *) echo "--sparsity $1";;
 
 for model in $MODELS; do
   if ! grep -qF "\"model\": \"$model\", \"label\": \"dense\"," "$RESULTS"; then
-    "$CREPE" eval --model "$SHARED/models/$model" --data "$(eval_of "$model")" --seqlen 256 --max-windows "$EVAL_WINDOWS" \
+    "$CREPE" eval --model "$SHARED/models/$model" --data "$(eval_of "$model")" --seqlen 256 --max-windows "$(eval_windows_of "$model")" \
       -q --json > "$OUT/tmp/eval.json"
     python3 -c 'import json,sys; e=json.load(open(sys.argv[2])); print(json.dumps({"model": sys.argv[1], "label": "dense", "perplexity": e["perplexity"], "eval_windows": e["windows"], "tokens_per_second": e["tokens_per_second"]}))' \
       "$model" "$OUT/tmp/eval.json" >> "$RESULTS"

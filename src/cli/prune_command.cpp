@@ -37,7 +37,7 @@ struct PruneOptions {
   std::string pattern = "unstructured";
   std::string group;  // empty: the method's own default
   int64_t kernel_size = 3;
-  double alpha = 1.0, beta = 1.0, gamma = 0.5, act_power = 0.5;
+  double alpha = 1.0, beta = 1.0, gamma = 0.25, act_power = 0.5;  // configs/crepe-default.json
   std::string calib_data;
   std::string tokenizer_kind = "auto";
   int64_t nsamples = 128;

@@ -164,3 +164,44 @@ TEST(PruneCli, EvalPrintsDenseAndPrunedPerplexity) {
 
 }  // namespace
 }  // namespace crepe
+
+namespace crepe {
+namespace {
+
+TEST(PruneCli, BuiltInDefaultsEqualConfigsCrepeDefaultJson) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/stories260k");
+  const auto plain = test::run_crepe(prune_args(model, dir.file("a"), {"--json"}));
+  const auto from_file = test::run_crepe(
+      prune_args(model, dir.file("b"), {"--json", "--config", test::source_dir() + "/configs/crepe-default.json"}));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  const auto a = nlohmann::json::parse(plain.out).at("hyperparameters");
+  const auto b = nlohmann::json::parse(from_file.out).at("hyperparameters");
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a.at("method"), "crepe");
+  EXPECT_EQ(test::read_file(dir.file("a/model.safetensors")), test::read_file(dir.file("b/model.safetensors")));
+}
+
+TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/stories260k");
+  const auto search = test::run_crepe({"search", "--model", model, "--out", dir.file("found.json"), "--calib-data",
+                                       test::shared_path("data/tinystories-val.txt"), "--nsamples", "8", "--seqlen", "64",
+                                       "--budget", "16", "--kernels", "1,3", "--groups", "layer", "--stats",
+                                       dir.file("stats.safetensors"), "-q"});
+  ASSERT_EQ(search.exit_code, 0) << search.err;
+  const auto found = nlohmann::json::parse(test::read_file(dir.file("found.json")));
+  EXPECT_EQ(found.at("method"), "crepe");
+  EXPECT_TRUE(found.at("kernel-size") == 1 || found.at("kernel-size") == 3);
+  EXPECT_EQ(found.at("_search").at("evaluations").get<int64_t>() >= 16, true);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("stats.safetensors")));
+  const auto prune = test::run_crepe(prune_args(model, dir.file("out"), {"--config", dir.file("found.json"), "--json"}));
+  ASSERT_EQ(prune.exit_code, 0) << prune.err;
+  const auto h = nlohmann::json::parse(prune.out).at("hyperparameters");
+  EXPECT_DOUBLE_EQ(h.at("gamma").get<double>(), found.at("gamma").get<double>());
+  EXPECT_EQ(h.at("kernel_size"), found.at("kernel-size"));
+}
+
+}  // namespace
+}  // namespace crepe
