@@ -7,6 +7,8 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,7 +20,9 @@
 #include "crepe/core/error.hpp"
 #include "crepe/engine/generate.hpp"
 #include "crepe/eval/perplexity.hpp"
+#include "crepe/core/interrupt.hpp"
 #include "crepe/io/checkpoint_writer.hpp"
+#include "crepe/io/partial_run.hpp"
 #include "crepe/prune/pipeline.hpp"
 #include "crepe/text/corpus.hpp"
 #include "crepe/text/tokenizer.hpp"
@@ -56,6 +60,7 @@ struct PruneOptions {
   int64_t eval_seqlen = 2048;
   int64_t eval_max_windows = 0;
   bool json = false;
+  bool resume = false;
   DeviceOptions device;
 };
 
@@ -194,9 +199,36 @@ void write_report_atomically(const std::string& dir, const ordered_json& report)
   std::filesystem::rename(temp, path);
 }
 
+// What must not change between an interrupted run and its --resume.
+nlohmann::json resume_request(const PruneOptions& o, const io::Checkpoint& ckpt, const prune::PruneConfig& config) {
+  nlohmann::json calibration = {{"nsamples", o.nsamples}, {"seqlen", o.seqlen}, {"seed", o.seed},
+                                {"tokenizer_kind", o.tokenizer_kind}, {"data", o.calib_data}};
+  if (!o.calib_data.empty() && std::filesystem::exists(o.calib_data)) {
+    calibration["data_size"] = std::filesystem::file_size(o.calib_data);
+  }
+  return {{"crepe_version", CREPE_VERSION}, {"input", io::checkpoint_fingerprint(ckpt)},
+          {"hyperparameters", hyperparameters(config)}, {"calibration", calibration},
+          {"device", o.device.device}, {"dtype", o.device.dtype}};
+}
+
+nlohmann::json layers_json(const std::vector<prune::LayerOutcome>& layers) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& l : layers) j.push_back({{"name", l.tensor}, {"numel", l.numel}, {"pruned", l.pruned}});
+  return j;
+}
+
+// Tests stop a run at a chosen block the way users do: CREPE_TEST_STOP_AFTER_BLOCK="N:int" raises
+// SIGINT, "N:kill" SIGKILL, right after block N was saved.
+void maybe_stop_for_test(int64_t block) {
+  const char* spec = std::getenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  if (!spec) return;
+  const std::string text = spec;
+  const auto colon = text.find(':');
+  if (colon == std::string::npos || std::stoll(text.substr(0, colon)) != block) return;
+  std::raise(text.substr(colon + 1) == "kill" ? SIGKILL : SIGINT);
+}
+
 }  // namespace
-
-
 
 Action add_prune_command(CLI::App& app) {
   auto o = std::make_shared<PruneOptions>();
@@ -244,6 +276,7 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_option("--eval-max-windows", o->eval_max_windows, "evaluate only the first N windows (0: all)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", o->json, "print the report as one JSON document on stdout");
+  cmd->add_flag("--resume", o->resume, "continue an interrupted run from its last finished block (OUT.partial)");
   add_device_options(*cmd, o->device);
 
   return [o, cmd]() {
@@ -253,7 +286,12 @@ Action add_prune_command(CLI::App& app) {
     const prune::PruneConfig config = prune_config(*o);
     const Placement placement = make_placement(o->device.device, o->device.dtype);
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
-    io::CheckpointWriter writer(ckpt, o->out, o->force);  // checks the output before any long work
+    // Both check the output before any long work; the partial run first, as resuming clears what a
+    // killed run left behind (its temporary output directory).
+    io::PartialRun partial(o->out, resume_request(*o, ckpt, config), o->resume, o->force);
+    io::CheckpointWriter writer(ckpt, o->out, o->force);
+    if (o->resume) spdlog::info("resuming: {} block(s) already finished in {}", partial.completed_blocks(), partial.dir());
+    install_interrupt_handler();
 
     engine::RunnerOptions run;
     run.placement = placement;
@@ -268,12 +306,48 @@ Action add_prune_command(CLI::App& app) {
     spdlog::info("pruning {} with {} ({}, {} sparsity, group {})", o->model, prune::metric_name(config.metric),
                  config.mask.pattern.str(), config.mask.sparsity, prune::group_name(config.mask.group));
     run.progress_label = "prune";
-    const prune::PruneOutcome outcome =
-        prune::prune_model(ckpt, calibration.ids, config, run, [&](int64_t b, const model::BlockWeights& weights) {
-          for (model::Linear linear : model::kLinears) {
-            writer.put(io::Checkpoint::linear_weight_name(b, linear), weights[linear].weight);
-          }
-        });
+    prune::PruneHooks hooks;
+    hooks.restore = [&](int64_t b, model::BlockWeights& weights, std::vector<prune::LayerOutcome>& layers) {
+      if (!partial.has_block(b)) return false;
+      for (auto& [name, tensor] : partial.load_block(b)) {
+        for (model::Linear linear : model::kLinears) {
+          if (name == io::Checkpoint::linear_weight_name(b, linear)) weights[linear].weight = tensor;
+        }
+      }
+      for (const auto& l : partial.block_record(b).at("layers")) {
+        layers.push_back({l.at("name"), l.at("numel"), l.at("pruned"), 0.0});
+      }
+      return true;
+    };
+    hooks.finished = [&](int64_t b, const model::BlockWeights& weights, const std::vector<prune::LayerOutcome>& layers,
+                         bool restored) {
+      if (restored) return;
+      std::vector<std::pair<std::string, at::Tensor>> tensors;
+      for (model::Linear linear : model::kLinears) {
+        const std::string name = io::Checkpoint::linear_weight_name(b, linear);
+        tensors.emplace_back(name, weights[linear].weight.to(io::to_scalar_type(ckpt.tensors().info(name).dtype)).cpu());
+      }
+      partial.save_block(b, tensors, nlohmann::json{{"layers", layers_json(layers)}});
+      maybe_stop_for_test(b);
+    };
+    prune::PruneOutcome outcome;
+    try {
+      outcome = prune::prune_model(
+          ckpt, calibration.ids, config, run,
+          [&](int64_t b, const model::BlockWeights& weights) {
+            for (model::Linear linear : model::kLinears) {
+              writer.put(io::Checkpoint::linear_weight_name(b, linear), weights[linear].weight);
+            }
+          },
+          hooks);
+    } catch (const Interrupted& stop) {
+      std::fprintf(stderr,
+                   "crepe: interrupted; %lld of %lld blocks are saved in %s. Run the same command with --resume to "
+                   "continue.\n",
+                   static_cast<long long>(partial.completed_blocks()), static_cast<long long>(ckpt.num_layers()),
+                   partial.dir().c_str());
+      return 130;
+    }
 
     ordered_json report;
     report["crepe_version"] = CREPE_VERSION;
@@ -299,6 +373,7 @@ Action add_prune_command(CLI::App& app) {
     report["peak_rss_mib"] = peak_rss_mib();
     writer.add_file("crepe_report.json", report.dump(2) + "\n");
     writer.commit();
+    partial.remove();
     spdlog::info("wrote {}", o->out);
 
     run.progress_label = "eval (pruned)";

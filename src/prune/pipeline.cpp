@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/interrupt.hpp"
 
 namespace crepe::prune {
 namespace {
@@ -152,8 +153,40 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
              : dlp_sparsities(block_statistic, target, params.dlp_alpha, block_params);
 }
 
+namespace {
+
+// Statistics from the dense block, then every linear layer scored, masked and rounded to its stored
+// dtype (so later blocks see exactly the weights that get written).
+std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const engine::BlockRunner& runner, int64_t b,
+                                      model::BlockWeights& weights, const at::Tensor& states, const PruneConfig& config,
+                                      PruneOutcome& outcome, bool calibrated) {
+  auto t = Clock::now();
+  std::array<InputStats, model::kLinearInputCount> stats;
+  if (calibrated) stats = collect_statistics(runner, weights, states, request_for(config));
+  outcome.statistics_seconds += since(t);
+  std::vector<LayerOutcome> layers;
+  for (model::Linear linear : model::kLinears) {
+    t = Clock::now();
+    at::Tensor& weight = weights[linear].weight;
+    at::Tensor mask;
+    PermutationReport permutation;
+    const at::Tensor pruned = prune_linear(weight, stats[static_cast<int>(model::input_of(linear))], config, &mask,
+                                           outcome.block_sparsity[b], config.permute ? &permutation : nullptr);
+    outcome.permutation_kept_before += permutation.kept_before;
+    outcome.permutation_kept_after += permutation.kept_after;
+    const std::string name = io::Checkpoint::linear_weight_name(b, linear);
+    const auto stored = io::to_scalar_type(checkpoint.tensors().info(name).dtype);
+    weight = pruned.to(stored).to(weight.scalar_type());
+    layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), since(t)});
+    outcome.pruning_seconds += layers.back().seconds;
+  }
+  return layers;
+}
+
+}  // namespace
+
 PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids, const PruneConfig& config,
-                         const engine::RunnerOptions& options, const PrunedBlockSink& sink) {
+                         const engine::RunnerOptions& options, const PrunedBlockSink& sink, const PruneHooks& hooks) {
   c10::InferenceMode inference;
   const auto start = Clock::now();
   validate(config);
@@ -164,35 +197,26 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
   at::Tensor states = calibrated ? runner.embed(calibration_ids) : at::Tensor();
 
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
-    auto t = Clock::now();
-    std::array<InputStats, model::kLinearInputCount> stats;
-    if (calibrated) stats = collect_statistics(runner, weights, block_states, request_for(config));
-    outcome.statistics_seconds += since(t);
-
-    for (model::Linear linear : model::kLinears) {
-      t = Clock::now();
-      at::Tensor& weight = weights[linear].weight;
-      at::Tensor mask;
-      PermutationReport permutation;
-      const at::Tensor pruned = prune_linear(weight, stats[static_cast<int>(model::input_of(linear))], config, &mask,
-                                             outcome.block_sparsity[b], config.permute ? &permutation : nullptr);
-      outcome.permutation_kept_before += permutation.kept_before;
-      outcome.permutation_kept_after += permutation.kept_after;
-      // Round to the stored dtype now, so the next blocks see exactly the weights that get written.
-      const std::string name = io::Checkpoint::linear_weight_name(b, linear);
-      const auto stored = io::to_scalar_type(checkpoint.tensors().info(name).dtype);
-      weight = pruned.to(stored).to(weight.scalar_type());
-      LayerOutcome layer{name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), since(t)};
-      outcome.pruning_seconds += layer.seconds;
+    if (interrupt_requested()) throw Interrupted{b};
+    std::vector<LayerOutcome> layers;
+    const bool restored = hooks.restore && hooks.restore(b, weights, layers);
+    if (restored) {
+      for (model::Linear linear : model::kLinears) {
+        weights[linear].weight = weights[linear].weight.to(options.placement.device, options.placement.compute_dtype);
+      }
+    } else {
+      layers = prune_block(checkpoint, runner, b, weights, block_states, config, outcome, calibrated);
+    }
+    for (const LayerOutcome& layer : layers) {
       outcome.total += layer.numel;
       outcome.pruned += layer.pruned;
-      outcome.layers.push_back(std::move(layer));
+      outcome.layers.push_back(layer);
     }
-
-    t = Clock::now();
+    const auto t = Clock::now();
     if (calibrated) runner.forward(weights, block_states);
     outcome.forward_seconds += since(t);
     sink(b, weights);
+    if (hooks.finished) hooks.finished(b, weights, layers, restored);
   });
   outcome.seconds = since(start);
   return outcome;

@@ -205,3 +205,76 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
 
 }  // namespace
 }  // namespace crepe
+
+namespace crepe {
+namespace {
+
+// Interrupt a run after block N (by SIGINT or SIGKILL), resume it, and compare with a run that was
+// never interrupted: the weights must be byte-identical.
+class ResumeAfterInterruption : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ResumeAfterInterruption, ResumedOutputEqualsAnUninterruptedRun) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/mini-llama-6m");
+  const auto args = [&](const std::string& out, std::vector<std::string> extra) {
+    return prune_args(model, dir.file(out), std::move(extra));
+  };
+  ASSERT_EQ(test::run_crepe(args("straight", {})).exit_code, 0);
+  const std::string stop = GetParam();
+  setenv("CREPE_TEST_STOP_AFTER_BLOCK", stop.c_str(), 1);
+  const auto stopped = test::run_crepe(args("resumed", {}));
+  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  const bool killed = stop.find("kill") != std::string::npos;
+  EXPECT_EQ(stopped.exit_code, killed ? 128 + 9 : 130) << stopped.err;
+  if (!killed) EXPECT_NE(stopped.err.find("--resume"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("resumed")));  // nothing that looks complete
+  EXPECT_TRUE(std::filesystem::exists(dir.file("resumed.partial/manifest.json")));
+
+  // A different request is refused and leaves the saved blocks alone.
+  const auto other = test::run_crepe(args("resumed", {"--resume", "--sparsity", "0.7"}));
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_NE(other.err.find("differs"), std::string::npos);
+
+  const auto resumed = test::run_crepe(args("resumed", {"--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(test::read_file(dir.file("resumed/model.safetensors")), test::read_file(dir.file("straight/model.safetensors")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("resumed.partial")));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(entry.path().filename().string().find("crepe-tmp"), std::string::npos) << entry.path();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(StopPoints, ResumeAfterInterruption,
+                         ::testing::Values("0:int", "3:int", "4:kill", "1:kill"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           name[1] = '_';
+                           return "after_block_" + name;
+                         });
+
+TEST(PruneCli, LeftoverPartialRunIsNeverSilentlyDiscarded) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/stories260k");
+  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "1:int", 1);
+  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("out"), {})).exit_code, 130);
+  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  const auto again = test::run_crepe(prune_args(model, dir.file("out"), {}));
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_NE(again.err.find("--resume"), std::string::npos);
+  const auto forced = test::run_crepe(prune_args(model, dir.file("out"), {"--force"}));
+  EXPECT_EQ(forced.exit_code, 0) << forced.err;
+  const auto nothing = test::run_crepe(prune_args(model, dir.file("fresh"), {"--resume"}));
+  EXPECT_EQ(nothing.exit_code, 2);
+  EXPECT_NE(nothing.err.find("nothing to resume"), std::string::npos);
+}
+
+TEST(PruneCli, SameCommandTwiceGivesByteIdenticalOutput) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/mini-llama-6m");
+  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("a"), {"--method", "sparsegpt"})).exit_code, 0);
+  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("b"), {"--method", "sparsegpt"})).exit_code, 0);
+  EXPECT_EQ(test::read_file(dir.file("a/model.safetensors")), test::read_file(dir.file("b/model.safetensors")));
+}
+
+}  // namespace
+}  // namespace crepe

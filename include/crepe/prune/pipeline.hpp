@@ -84,8 +84,21 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
 
 using PrunedBlockSink = std::function<void(int64_t block, const model::BlockWeights& pruned)>;
 
+// Resuming and checkpointing an interrupted run (see io/partial_run.hpp).
+struct PruneHooks {
+  // True when block b was finished by an earlier run: `weights` then holds its pruned linear
+  // weights (any dtype) and `layers` its outcomes; the pipeline only runs the calibration states
+  // through it instead of pruning it again.
+  std::function<bool(int64_t block, model::BlockWeights& weights, std::vector<LayerOutcome>& layers)> restore;
+  // After the sink, for every block, with that block's outcomes.
+  std::function<void(int64_t block, const model::BlockWeights& weights, const std::vector<LayerOutcome>& layers,
+                     bool restored)>
+      finished;
+};
+
 // calibration_ids: int64 [nsamples, seqlen] (unused, may be undefined, for magnitude and ri).
+// Checks for Ctrl-C before every block and throws crepe::Interrupted there (core/interrupt.hpp).
 PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids, const PruneConfig& config,
-                         const engine::RunnerOptions& options, const PrunedBlockSink& sink);
+                         const engine::RunnerOptions& options, const PrunedBlockSink& sink, const PruneHooks& hooks = {});
 
 }  // namespace crepe::prune

@@ -1,0 +1,47 @@
+#pragma once
+// The blocks an unfinished `crepe prune` has completed, kept in OUT.partial/ beside the output so
+// that `--resume` can continue after Ctrl-C, a kill or a crash, losing at most the block in progress.
+//
+// Layout: manifest.json (the request it belongs to: options, calibration setup and a fingerprint of
+// the input; plus one record per completed block) and block-NNNNN.safetensors (that block's pruned
+// weights in their stored dtype). A block file is written completely before the manifest names it,
+// and both are replaced atomically, so the directory is consistent at every instant.
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "crepe/io/checkpoint.hpp"
+
+namespace crepe::io {
+
+// A cheap fingerprint of a checkpoint: config.json and every shard's name, size and header bytes.
+std::string checkpoint_fingerprint(const Checkpoint& checkpoint);
+
+class PartialRun {
+ public:
+  // Without `resume`, an existing OUT.partial is an InputError (it holds resumable work) unless
+  // `force`, which discards it. With `resume`, OUT.partial must exist and its request must equal
+  // `request`, else InputError saying what differs.
+  PartialRun(const std::string& out_dir, nlohmann::json request, bool resume, bool force);
+
+  bool has_block(int64_t block) const;
+  int64_t completed_blocks() const;
+  std::vector<std::pair<std::string, at::Tensor>> load_block(int64_t block) const;
+  const nlohmann::json& block_record(int64_t block) const;
+  void save_block(int64_t block, const std::vector<std::pair<std::string, at::Tensor>>& tensors, nlohmann::json record);
+  // Deletes the directory (after the output was committed, or when the run failed for good).
+  void remove();
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string block_path(int64_t block) const;
+  void write_manifest() const;
+
+  std::string dir_;
+  nlohmann::json manifest_;  // {"request": ..., "blocks": {"0": record, ...}}
+};
+
+}  // namespace crepe::io

@@ -1,0 +1,143 @@
+#include "crepe/io/partial_run.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "crepe/core/error.hpp"
+
+namespace crepe::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+// FNV-1a, 64 bit: a fingerprint, not a security boundary.
+uint64_t fnv1a(uint64_t hash, const void* data, size_t size) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
+  return hash;
+}
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::string header_bytes(const fs::path& shard) {
+  std::ifstream in(shard, std::ios::binary);
+  uint64_t length = 0;
+  in.read(reinterpret_cast<char*>(&length), 8);
+  std::string header(static_cast<size_t>(std::min<uint64_t>(length, uint64_t{1} << 30)), '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header.size()));
+  return header;
+}
+
+// A killed run cannot remove the temporary output directory it was filling (.NAME.crepe-tmp-*);
+// the run that resumes it does.
+void remove_stale_temporaries(const std::string& out_dir) {
+  const fs::path out = fs::absolute(out_dir).lexically_normal();
+  const std::string prefix = "." + out.filename().string() + ".crepe-tmp-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(out.parent_path(), ec)) {
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) fs::remove_all(entry.path(), ec);
+  }
+}
+
+}  // namespace
+
+std::string checkpoint_fingerprint(const Checkpoint& checkpoint) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  const std::string config = read_all(fs::path(checkpoint.dir()) / "config.json");
+  hash = fnv1a(hash, config.data(), config.size());
+  for (const std::string& shard : checkpoint.tensors().shard_files()) {
+    const fs::path path = fs::path(checkpoint.dir()) / shard;
+    const uint64_t size = fs::file_size(path);
+    const std::string header = header_bytes(path);
+    hash = fnv1a(hash, shard.data(), shard.size());
+    hash = fnv1a(hash, &size, sizeof size);
+    hash = fnv1a(hash, header.data(), header.size());
+  }
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+  return text;
+}
+
+PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool resume, bool force)
+    : dir_(fs::absolute(out_dir).lexically_normal().string() + ".partial") {
+  const fs::path manifest_path = fs::path(dir_) / "manifest.json";
+  if (!resume) {
+    require(!fs::exists(dir_) || force, dir_,
+            "an interrupted run left its finished blocks here: add --resume to continue it, or --force to start over");
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    manifest_ = {{"request", std::move(request)}, {"blocks", nlohmann::json::object()}};
+    write_manifest();
+    return;
+  }
+  require(fs::exists(manifest_path), dir_, "nothing to resume (no manifest.json from an interrupted run)");
+  remove_stale_temporaries(out_dir);
+  try {
+    manifest_ = nlohmann::json::parse(read_all(manifest_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw_input_error(manifest_path.string(), std::string("corrupt manifest: ") + e.what());
+  }
+  require(manifest_.contains("request") && manifest_.contains("blocks"), manifest_path.string(), "corrupt manifest");
+  const nlohmann::json& recorded = manifest_["request"];
+  for (const auto& [key, value] : request.items()) {
+    require(recorded.contains(key) && recorded[key] == value, dir_,
+            "cannot resume: '" + key + "' differs from the interrupted run (it had " +
+                (recorded.contains(key) ? recorded[key].dump() : std::string("nothing")) + ", now " + value.dump() + ")");
+  }
+}
+
+bool PartialRun::has_block(int64_t block) const { return manifest_["blocks"].contains(std::to_string(block)); }
+
+int64_t PartialRun::completed_blocks() const { return static_cast<int64_t>(manifest_["blocks"].size()); }
+
+std::string PartialRun::block_path(int64_t block) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "block-%05lld.safetensors", static_cast<long long>(block));
+  return (fs::path(dir_) / name).string();
+}
+
+std::vector<std::pair<std::string, at::Tensor>> PartialRun::load_block(int64_t block) const {
+  const auto file = SafetensorsFile::open(block_path(block));
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const TensorInfo& info : file->tensors()) tensors.emplace_back(info.name, file->load(info.name));
+  return tensors;
+}
+
+const nlohmann::json& PartialRun::block_record(int64_t block) const {
+  return manifest_["blocks"].at(std::to_string(block));
+}
+
+void PartialRun::save_block(int64_t block, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                            nlohmann::json record) {
+  write_safetensors(block_path(block), tensors);
+  manifest_["blocks"][std::to_string(block)] = std::move(record);
+  write_manifest();
+}
+
+void PartialRun::write_manifest() const {
+  const fs::path path = fs::path(dir_) / "manifest.json";
+  const std::string temp = path.string() + ".tmp";
+  {
+    std::ofstream out(temp);
+    out << manifest_.dump(1) << "\n";
+    out.flush();
+    require(static_cast<bool>(out), temp, "cannot write (disk full?)");
+  }
+  fs::rename(temp, path);
+}
+
+void PartialRun::remove() {
+  std::error_code ignored;
+  fs::remove_all(dir_, ignored);
+}
+
+}  // namespace crepe::io
