@@ -278,3 +278,51 @@ TEST(PruneCli, SameCommandTwiceGivesByteIdenticalOutput) {
 
 }  // namespace
 }  // namespace crepe
+
+namespace crepe {
+namespace {
+
+// stories260k split into two shards with an index, as large checkpoints come.
+std::string make_sharded_copy(const test::TempDir& dir) {
+  namespace fs = std::filesystem;
+  const std::string source = test::shared_path("models/stories260k");
+  const std::string target = dir.file("sharded");
+  fs::create_directories(target);
+  for (const char* file : {"config.json", "tokenizer.model", "tokenizer_config.json", "generation_config.json"}) {
+    fs::copy_file(source + "/" + file, target + "/" + file);
+  }
+  const auto file = io::SafetensorsFile::open(source + "/model.safetensors");
+  std::vector<std::pair<std::string, at::Tensor>> first, second;
+  nlohmann::json index = {{"metadata", {{"total_size", file->file_size()}}}, {"weight_map", nlohmann::json::object()}};
+  for (const auto& info : file->tensors()) {
+    const bool early = info.name.find("layers.3") == std::string::npos && info.name.find("layers.4") == std::string::npos;
+    (early ? first : second).emplace_back(info.name, file->load(info.name));
+    index["weight_map"][info.name] = early ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  io::write_safetensors(target + "/model-00001-of-00002.safetensors", first, {{"format", "pt"}});
+  io::write_safetensors(target + "/model-00002-of-00002.safetensors", second, {{"format", "pt"}});
+  test::write_file(target + "/model.safetensors.index.json", index.dump(2));
+  return target;
+}
+
+TEST(PruneCli, ShardedCheckpointsKeepTheirShardsAndIndex) {
+  test::TempDir dir;
+  const std::string model = make_sharded_copy(dir);
+  const auto same = test::run_crepe(prune_args(model, dir.file("zero"), {"--sparsity", "0"}));
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  for (const char* file : {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                           "model.safetensors.index.json"}) {
+    EXPECT_EQ(test::read_file(dir.file(std::string("zero/") + file)), test::read_file(model + "/" + file)) << file;
+  }
+  const auto pruned = test::run_crepe(prune_args(model, dir.file("half"), {"--json"}));
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
+  const io::Checkpoint out = io::Checkpoint::open(dir.file("half"));
+  EXPECT_TRUE(out.tensors().is_sharded());
+  EXPECT_EQ(out.tensors().shard_files().size(), 2u);
+  const at::Tensor w = out.tensors().load("model.layers.4.mlp.down_proj.weight");
+  EXPECT_EQ((w == 0).sum().item<int64_t>(), prune::pruned_count(0.5, w.numel()));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("half/model.safetensors")));
+}
+
+}  // namespace
+}  // namespace crepe
