@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <limits>
 #include <memory>
 
 #include "crepe/cli/commands.hpp"
@@ -23,6 +24,8 @@ struct EvalOptions {
   int64_t seqlen = 2048;
   int64_t max_windows = 0;
   bool json = false;
+  std::string tokenizer_kind = "auto";
+  bool check_finite = false;
   DeviceOptions device;
 };
 
@@ -37,15 +40,21 @@ Action add_eval_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
       ->capture_default_str();
   cmd->add_option("--max-windows", options->max_windows, "evaluate only the first N windows (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
+  cmd->add_option("--tokenizer-kind", options->tokenizer_kind,
+                  "auto (tokenizer.json when present, else tokenizer.model), json or model")->capture_default_str();
   cmd->add_flag("--json", options->json, "print one JSON document with the results on stdout");
+  cmd->add_flag("--check-finite", options->check_finite,
+                "refuse a checkpoint whose weights hold NaN or Inf (reads every tensor once first)");
   add_device_options(*cmd, options->device);
 
   return [options]() {
     c10::InferenceMode inference;
     const Placement placement = make_placement(options->device.device, options->device.dtype);
     const io::Checkpoint ckpt = io::Checkpoint::open(options->model);
-    const auto tokenizer = text::load_tokenizer(options->model);
+    if (options->check_finite) ckpt.check_finite();
+    const auto tokenizer =
+        text::load_tokenizer(options->model, text::parse_tokenizer_kind(options->tokenizer_kind, "--tokenizer-kind"));
     int64_t seqlen = options->seqlen;
     if (seqlen > ckpt.config().max_position_embeddings) {
       seqlen = ckpt.config().max_position_embeddings;

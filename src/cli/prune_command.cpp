@@ -61,6 +61,7 @@ struct PruneOptions {
   int64_t eval_max_windows = 0;
   bool json = false;
   bool resume = false;
+  bool check_finite = false;
   DeviceOptions device;
 };
 
@@ -276,6 +277,8 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_option("--eval-max-windows", o->eval_max_windows, "evaluate only the first N windows (0: all)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", o->json, "print the report as one JSON document on stdout");
+  cmd->add_flag("--check-finite", o->check_finite,
+                "refuse a checkpoint whose weights hold NaN or Inf (reads every tensor once first)");
   cmd->add_flag("--resume", o->resume, "continue an interrupted run from its last finished block (OUT.partial)");
   add_device_options(*cmd, o->device);
 
@@ -286,6 +289,7 @@ Action add_prune_command(CLI::App& app) {
     const prune::PruneConfig config = prune_config(*o);
     const Placement placement = make_placement(o->device.device, o->device.dtype);
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
+    if (o->check_finite) ckpt.check_finite();
     // Both check the output before any long work; the partial run first, as resuming clears what a
     // killed run left behind (its temporary output directory).
     io::PartialRun partial(o->out, resume_request(*o, ckpt, config), o->resume, o->force);

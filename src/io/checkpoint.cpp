@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -31,6 +32,18 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 }
 
 std::string block_prefix(int64_t block) { return "model.layers." + std::to_string(block) + "."; }
+
+// In slices of 4M elements converted to fp32, so that the check's temporaries stay small (and F16/BF16
+// need no half-precision CPU kernels) however large the tensor is.
+bool all_finite(const at::Tensor& tensor) {
+  const at::Tensor flat = tensor.reshape({-1});
+  constexpr int64_t kSlice = int64_t{1} << 22;
+  for (int64_t begin = 0; begin < flat.numel(); begin += kSlice) {
+    const at::Tensor slice = flat.slice(0, begin, std::min(begin + kSlice, flat.numel())).to(at::kFloat);
+    if (!at::isfinite(slice).all().item<bool>()) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -137,6 +150,18 @@ int64_t Checkpoint::parameter_count() const {
   int64_t total = 0;
   for (const auto& name : store_.names()) total += store_.info(name).numel();
   return total;
+}
+
+void Checkpoint::check_finite() const {
+  // Shard by shard in file order (sequential reads); tensors a shard holds but the index does not
+  // list are not part of the checkpoint and are skipped.
+  for (size_t i = 0; i < store_.shard_files().size(); ++i) {
+    const SafetensorsFile& shard = store_.shard(i);
+    for (const TensorInfo& info : shard.tensors()) {
+      if (!store_.contains(info.name) || store_.shard_of(info.name) != i) continue;
+      require(all_finite(shard.load(info.name)), shard.path(), "tensor '" + info.name + "' contains NaN or Inf");
+    }
+  }
 }
 
 int64_t Checkpoint::linear_parameter_count() const {

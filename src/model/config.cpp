@@ -21,12 +21,18 @@ std::string supported_architectures() {
   return list;
 }
 
+// Sizes are multiplied in pairs (heads x head_dim, rows x columns); below 2^31 every such product
+// fits in int64_t, and no real model comes near it.
+constexpr int64_t kMaxSize = (int64_t{1} << 31) - 1;
+
 // A field that must be present and a positive integer.
 int64_t positive_int(const json& j, const char* field, const std::string& source) {
   require(j.contains(field) && !j.at(field).is_null(), source, std::string("missing field '") + field + "'");
   const json& v = j.at(field);
   require(v.is_number_integer() && v.get<int64_t>() > 0, source,
           std::string("field '") + field + "' must be a positive integer, got " + v.dump());
+  require(v.get<int64_t>() <= kMaxSize, source,
+          std::string("field '") + field + "' is " + v.dump() + ", larger than crepe accepts (2^31 - 1)");
   return v.get<int64_t>();
 }
 
@@ -113,7 +119,10 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   require(j.is_object(), source, "config must be a JSON object");
   ModelConfig c;
   c.architecture = architecture_of(j, source);
-  c.model_type = j.value("model_type", std::string());
+  if (j.contains("model_type") && !j.at("model_type").is_null()) {
+    require(j.at("model_type").is_string(), source, "field 'model_type' must be a string, got " + j.at("model_type").dump());
+    c.model_type = j.at("model_type").get<std::string>();
+  }
   check_supported_activation(j, source);
 
   c.hidden_size = positive_int(j, "hidden_size", source);

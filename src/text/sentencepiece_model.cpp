@@ -133,6 +133,19 @@ size_t utf8_length(unsigned char lead) {
 const std::string kSpace = "\xE2\x96\x81";  // U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's visible space
 const std::string kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
+// The byte a byte-fallback piece stands for: its text must be "<0xHH>" with two hex digits; -1 if not.
+int byte_of_piece(const std::string& text) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  if (text.size() != 6 || text.compare(0, 3, "<0x") != 0 || text[5] != '>') return -1;
+  const int high = hex(text[3]), low = hex(text[4]);
+  return high < 0 || low < 0 ? -1 : high * 16 + low;
+}
+
 // Length of the valid UTF-8 character at text[pos], or 0 when the bytes there are not one.
 size_t valid_utf8_at(std::string_view text, size_t pos) {
   const size_t len = utf8_length(static_cast<unsigned char>(text[pos]));
@@ -210,8 +223,11 @@ SentencePieceBpe::SentencePieceBpe(SentencePieceModel model, const std::string& 
     all_pieces_.emplace(piece.text, id);
     if (piece.type == Type::Normal || piece.type == Type::UserDefined) mergeable_.emplace(piece.text, id);
     if (piece.type == Type::UserDefined) user_defined_.push_back(piece.text);
-    if (piece.type == Type::Byte && piece.text.size() == 6 && piece.text.rfind("<0x", 0) == 0) {
-      byte_ids_[std::stoi(piece.text.substr(3, 2), nullptr, 16)] = id;
+    if (piece.type == Type::Byte) {
+      const int byte = byte_of_piece(piece.text);
+      require(byte >= 0, source,
+              "byte piece " + std::to_string(id) + " is not of the form <0xHH> (SentencePiece byte fallback)");
+      byte_ids_[byte] = id;
     }
   }
   std::sort(user_defined_.begin(), user_defined_.end(),
@@ -335,7 +351,7 @@ std::string SentencePieceBpe::decode(const std::vector<int32_t>& ids) const {
     switch (piece.type) {
       case Type::Control: continue;
       case Type::Unknown: surface = model_.unk_surface; break;
-      case Type::Byte: surface = std::string(1, static_cast<char>(std::stoi(piece.text.substr(3, 2), nullptr, 16))); break;
+      case Type::Byte: surface = std::string(1, static_cast<char>(byte_of_piece(piece.text))); break;  // checked on load
       default: surface = piece.text;
     }
     // The dummy prefix added by normalize() is not part of the text.

@@ -42,6 +42,11 @@ class Checkpoint {
   int64_t parameter_count() const;
   int64_t linear_parameter_count() const;
 
+  // Reads every tensor of the checkpoint once, one at a time out of the memory map, and throws an
+  // InputError "SHARD_FILE: tensor 'NAME' contains NaN or Inf" at the first that holds a non-finite
+  // value (--check-finite). Costs one pass over the weights; nothing is kept resident.
+  void check_finite() const;
+
  private:
   at::Tensor load(const std::string& name, const Placement& placement) const;
   void validate_tensors() const;
