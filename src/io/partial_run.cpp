@@ -74,9 +74,9 @@ PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool 
     require(!fs::exists(dir_) || force, dir_,
             "an interrupted run left its finished blocks here: add --resume to continue it, or --force to start over");
     fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    // The directory appears with the first finished block (save_block): a run that fails before
+    // that (bad input, or --out inside --model, refused next) leaves nothing behind.
     manifest_ = {{"request", std::move(request)}, {"blocks", nlohmann::json::object()}};
-    write_manifest();
     return;
   }
   require(fs::exists(manifest_path), dir_, "nothing to resume (no manifest.json from an interrupted run)");
@@ -118,6 +118,7 @@ const nlohmann::json& PartialRun::block_record(int64_t block) const {
 
 void PartialRun::save_block(int64_t block, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                             nlohmann::json record) {
+  fs::create_directories(dir_);
   write_safetensors(block_path(block), tensors);
   manifest_["blocks"][std::to_string(block)] = std::move(record);
   write_manifest();
