@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: install packages, build, run CTest; then the same
 # sources built with AddressSanitizer + UndefinedBehaviorSanitizer, running the fast tests there.
-# CREPE_SANITIZER_TESTS=0 skips the sanitizer part.
+# The sanitizer part runs with CREPE_SANITIZER_TESTS=1. It is off by default until one full run of it
+# has been verified within CI's time limit on a clean machine (see the reliability issue).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j "$(nproc)" --timeout 900
 
-[ "${CREPE_SANITIZER_TESTS:-1}" = 0 ] && exit 0
+[ "${CREPE_SANITIZER_TESTS:-0}" = 1 ] || exit 0
 
 # ---- ASan + UBSan -----------------------------------------------------------------------------------
 # Built in build-asan with CREPE_SANITIZE=ON at -O0 -g1: it compiles about 2.4x faster than -O1 and
