@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "crepe/cli/commands.hpp"
+#include "crepe/cli/shared_steps.hpp"
 #include "crepe/core/error.hpp"
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/io/checkpoint.hpp"
@@ -53,17 +54,9 @@ Action add_eval_command(CLI::App& app) {
     const Placement placement = make_placement(options->device.device, options->device.dtype);
     const io::Checkpoint ckpt = io::Checkpoint::open(options->model);
     if (options->check_finite) ckpt.check_finite();
-    const auto tokenizer =
-        text::load_tokenizer(options->model, text::parse_tokenizer_kind(options->tokenizer_kind, "--tokenizer-kind"));
-    int64_t seqlen = options->seqlen;
-    if (seqlen > ckpt.config().max_position_embeddings) {
-      seqlen = ckpt.config().max_position_embeddings;
-      spdlog::info("--seqlen {} exceeds the model's context; using {}", options->seqlen, seqlen);
-    }
-    const text::EvalWindows windows = text::eval_windows(text::read_text_file(options->data), *tokenizer, seqlen,
-                                                         options->max_windows, options->data);
-    spdlog::info("eval: {} windows of {} tokens from {} ({} tokens in the file), {}", windows.ids.size(0), seqlen,
-                 options->data, windows.total_tokens, tokenizer->describe());
+    const auto tokenizer = model_tokenizer(options->model, options->tokenizer_kind);
+    const int64_t seqlen = capped_seqlen(options->seqlen, ckpt, "--seqlen");
+    const text::EvalWindows windows = held_out_windows(*tokenizer, options->data, seqlen, options->max_windows);
     engine::RunnerOptions run;
     run.placement = placement;
     run.batch_size = options->device.batch_size;

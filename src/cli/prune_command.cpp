@@ -12,11 +12,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <optional>
 
 #include "crepe/cli/commands.hpp"
 #include "crepe/cli/config_file.hpp"
+#include "crepe/cli/shared_steps.hpp"
 #include "crepe/core/error.hpp"
 #include "crepe/engine/generate.hpp"
 #include "crepe/eval/perplexity.hpp"
@@ -97,13 +99,6 @@ prune::PruneConfig prune_config(const PruneOptions& o) {
   return c;
 }
 
-int64_t capped_seqlen(int64_t requested, const io::Checkpoint& ckpt, const char* option) {
-  const int64_t context = ckpt.config().max_position_embeddings;
-  if (requested <= context) return requested;
-  spdlog::info("{} {} exceeds the model's context; using {}", option, requested, context);
-  return context;
-}
-
 struct Calibration {
   at::Tensor ids;
   ordered_json report;
@@ -118,7 +113,7 @@ Calibration calibrate(const PruneOptions& o, const io::Checkpoint& ckpt, const p
   }
   const int64_t seqlen = capped_seqlen(o.seqlen, ckpt, "--seqlen");
   if (!o.calib_data.empty()) {
-    const auto tokenizer = text::load_tokenizer(o.model, text::parse_tokenizer_kind(o.tokenizer_kind, "--tokenizer-kind"));
+    const auto tokenizer = model_tokenizer(o.model, o.tokenizer_kind);
     const auto documents = text::read_documents(o.calib_data);
     const text::CalibrationSet set = text::sample_calibration(documents, *tokenizer, o.nsamples, seqlen, o.seed, o.calib_data);
     spdlog::info("calibration: {} windows of {} tokens from {} ({} documents, {} tokens)", o.nsamples, seqlen,
@@ -148,9 +143,8 @@ std::optional<eval::PerplexityResult> evaluate(const PruneOptions& o, const std:
                                                const engine::RunnerOptions& run) {
   if (o.eval_data.empty()) return std::nullopt;
   const io::Checkpoint ckpt = io::Checkpoint::open(model_dir);
-  const auto tokenizer = text::load_tokenizer(model_dir, text::parse_tokenizer_kind(o.tokenizer_kind, "--tokenizer-kind"));
   const int64_t seqlen = capped_seqlen(o.eval_seqlen, ckpt, "--eval-seqlen");
-  const auto windows = text::eval_windows(text::read_text_file(o.eval_data), *tokenizer, seqlen, o.eval_max_windows, o.eval_data);
+  const auto windows = held_out_windows(*model_tokenizer(model_dir, o.tokenizer_kind), o.eval_data, seqlen, o.eval_max_windows);
   return eval::perplexity(ckpt, windows.ids, run);
 }
 
@@ -266,7 +260,8 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_option("--calib-data", o->calib_data, "calibration text or JSONL (default: sequences sampled from the model)");
   cmd->add_option("--tokenizer-kind", o->tokenizer_kind,
                   "auto (tokenizer.json when present, else tokenizer.model), json or model")->capture_default_str();
-  cmd->add_option("--nsamples", o->nsamples, "calibration windows")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--nsamples", o->nsamples, "calibration windows")
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))->capture_default_str();
   cmd->add_option("--seqlen", o->seqlen, "tokens per calibration window (capped at the model's context)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
       ->capture_default_str();
@@ -275,7 +270,7 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_option("--eval-seqlen", o->eval_seqlen, "tokens per evaluation window")->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
       ->capture_default_str();
   cmd->add_option("--eval-max-windows", o->eval_max_windows, "evaluate only the first N windows (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
   cmd->add_flag("--json", o->json, "print the report as one JSON document on stdout");
   cmd->add_flag("--check-finite", o->check_finite,
                 "refuse a checkpoint whose weights hold NaN or Inf (reads every tensor once first)");

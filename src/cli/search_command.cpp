@@ -9,9 +9,11 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <memory>
 
 #include "crepe/cli/commands.hpp"
+#include "crepe/cli/shared_steps.hpp"
 #include "crepe/core/error.hpp"
 #include "crepe/core/rng.hpp"
 #include "crepe/search/pho.hpp"
@@ -31,7 +33,7 @@ struct SearchOptions {
   std::string proxy = "recon_diag", objective = "proxy";
   bool maximize = false;
   int64_t budget = 0;  // 0: 400 proxy evaluations, or 40 perplexity evaluations
-  int64_t nsamples = 128, seqlen = 2048, eval_windows = 64, correlate = 0;
+  int64_t nsamples = 128, seqlen = 2048, eval_windows = 64, correlate = 0, proxy_samples = 8;
   uint64_t seed = 0;
   bool resume = false, json = false;
   DeviceOptions device;
@@ -64,16 +66,14 @@ std::vector<prune::Group> parse_groups(const std::string& text) {
   return groups;
 }
 
-at::Tensor calibration_ids(const SearchOptions& o, const io::Checkpoint& ckpt, int64_t seqlen) {
+at::Tensor calibration_ids(const SearchOptions& o, const text::Tokenizer& tokenizer, int64_t seqlen) {
   require(!o.calib_data.empty(), "--calib-data", "crepe search needs calibration text");
-  const auto tokenizer = text::load_tokenizer(o.model);
-  return text::sample_calibration(text::read_documents(o.calib_data), *tokenizer, o.nsamples, seqlen, o.seed, o.calib_data).ids;
+  return text::sample_calibration(text::read_documents(o.calib_data), tokenizer, o.nsamples, seqlen, o.seed, o.calib_data).ids;
 }
 
-at::Tensor eval_ids(const SearchOptions& o, int64_t seqlen) {
+at::Tensor eval_ids(const SearchOptions& o, const text::Tokenizer& tokenizer, int64_t seqlen) {
   require(!o.eval_data.empty(), "--eval-data", "needed for --objective ppl and --correlate (held-out text)");
-  const auto tokenizer = text::load_tokenizer(o.model);
-  return text::eval_windows(text::read_text_file(o.eval_data), *tokenizer, seqlen, o.eval_windows, o.eval_data).ids;
+  return held_out_windows(tokenizer, o.eval_data, seqlen, o.eval_windows).ids;
 }
 
 prune::PruneConfig config_of(const search::Candidate& c, const prune::MaskSpec& mask) {
@@ -88,7 +88,8 @@ prune::PruneConfig config_of(const search::Candidate& c, const prune::MaskSpec& 
 search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckpt, const at::Tensor& calib,
                                const std::vector<int64_t>& blocks, const engine::RunnerOptions& run, int64_t seqlen) {
   const nlohmann::json provenance = {{"model", o.model}, {"data", o.calib_data}, {"nsamples", o.nsamples},
-                                     {"seqlen", seqlen}, {"seed", o.seed}, {"blocks", blocks}};
+                                     {"seqlen", seqlen}, {"seed", o.seed}, {"blocks", blocks},
+                                     {"proxy_samples", o.proxy_samples}};
   if (!o.stats_path.empty()) {
     std::string why;
     if (auto cached = search::load_search_stats(o.stats_path, provenance, &why)) {
@@ -97,18 +98,24 @@ search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckp
     }
     spdlog::info("statistics: not reusing {} ({})", o.stats_path, why);
   }
-  auto stats = search::collect_search_stats(ckpt, calib, blocks, run, provenance);
+  auto stats = search::collect_search_stats(ckpt, calib, blocks, run, provenance, o.proxy_samples);
   if (!o.stats_path.empty()) search::save_search_stats(o.stats_path, stats);
   return stats;
 }
 
 // Draws N random configurations, computes every proxy and the real perplexity of each, and reports
 // Spearman's rank correlation of each proxy with perplexity.
-ordered_json correlate(const SearchOptions& o, const io::Checkpoint& ckpt, const std::vector<search::LayerData>& layers,
+ordered_json correlate(const SearchOptions& o, const io::Checkpoint& ckpt, const search::ProxyInputs& inputs,
                        const prune::MaskSpec& mask, const at::Tensor& calib, const at::Tensor& eval,
                        const engine::RunnerOptions& run, const std::vector<int64_t>& kernels,
                        const std::vector<prune::Group>& groups) {
   Rng rng(o.seed + 1);
+  std::vector<search::Proxy> measured;
+  for (search::Proxy p : search::kAllProxies) {
+    std::string why;
+    if (search::available(p, inputs, &why)) measured.push_back(p);
+    else spdlog::info("correlate: {} not measured ({})", search::proxy_name(p), why);
+  }
   std::map<search::Proxy, std::vector<double>> proxies;
   std::vector<double> ppl;
   ordered_json samples = ordered_json::array();
@@ -119,7 +126,7 @@ ordered_json correlate(const SearchOptions& o, const io::Checkpoint& ckpt, const
     const int64_t k = kernels[rng.below(kernels.size())];
     const prune::Group g = groups[rng.below(groups.size())];
     const search::Candidate c = search::candidate_from(x, k, g);
-    const auto values = search::proxy_values(layers, c, mask);
+    const auto values = search::proxy_values(inputs, c, mask, measured);
     const double p = search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run);
     ppl.push_back(p);
     ordered_json sample = search::candidate_json(c);
@@ -146,20 +153,27 @@ Action add_search_command(CLI::App& app) {
   cmd->add_option("--sparsity", o->sparsity, "target sparsity (unstructured)")->capture_default_str();
   cmd->add_option("--pattern", o->pattern, "unstructured or N:M")->capture_default_str();
   cmd->add_option("--calib-data", o->calib_data, "calibration text or JSONL")->required();
-  cmd->add_option("--nsamples", o->nsamples, "calibration windows")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--seqlen", o->seqlen, "tokens per calibration window")->capture_default_str();
+  cmd->add_option("--nsamples", o->nsamples, "calibration windows")
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))->capture_default_str();
+  cmd->add_option("--seqlen", o->seqlen, "tokens per calibration window (capped at the model's context)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))->capture_default_str();
   cmd->add_option("--seed", o->seed, "calibration and search seed")->capture_default_str();
   cmd->add_option("--stats", o->stats_path, "cache file for the calibration statistics (reused when it matches)");
   cmd->add_option("--layers", o->layers, "blocks the proxies use: all, a count, or a list 0,3,5")->capture_default_str();
   cmd->add_option("--kernels", o->kernels, "kernel sizes searched")->capture_default_str();
   cmd->add_option("--groups", o->groups, "comparison groups searched")->capture_default_str();
-  cmd->add_option("--proxy", o->proxy, "gini, recon or recon_diag")->capture_default_str();
+  cmd->add_option("--proxy", o->proxy, "gini, recon, recon_diag, block_out or kl")->capture_default_str();
   cmd->add_flag("--maximize", o->maximize, "maximize the proxy instead of minimizing it");
   cmd->add_option("--objective", o->objective, "proxy (PHO) or ppl (hill climbing on real perplexity)")
       ->check(CLI::IsMember({"proxy", "ppl"}))->capture_default_str();
-  cmd->add_option("--budget", o->budget, "evaluations (default 400 proxy / 40 perplexity)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--budget", o->budget, "evaluations (default 400 proxy / 40 perplexity)")
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
+  cmd->add_option("--proxy-samples", o->proxy_samples,
+                  "calibration sequences the network proxies (block_out, kl) run on; 0 keeps none")
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))->capture_default_str();
   cmd->add_option("--eval-data", o->eval_data, "held-out text for --objective ppl and --correlate");
-  cmd->add_option("--eval-windows", o->eval_windows, "held-out windows")->capture_default_str();
+  cmd->add_option("--eval-windows", o->eval_windows, "held-out windows (0: the whole text)")
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))->capture_default_str();
   cmd->add_option("--correlate", o->correlate, "measure the proxies' rank correlation with perplexity on N random configurations");
   cmd->add_flag("--resume", o->resume, "continue from OUT.trace.json");
   cmd->add_flag("--json", o->json, "print the result as one JSON document on stdout");
@@ -177,20 +191,21 @@ Action add_search_command(CLI::App& app) {
     const auto kernels = parse_kernels(o->kernels);
     const auto groups = parse_groups(o->groups);
     const auto blocks = search::parse_layer_selection(o->layers, ckpt.num_layers(), "--layers");
-    const int64_t seqlen = std::min(o->seqlen, ckpt.config().max_position_embeddings);
+    const int64_t seqlen = capped_seqlen(o->seqlen, ckpt, "--seqlen");
     engine::RunnerOptions run;
     run.placement = placement;
     run.batch_size = o->device.batch_size;
     run.progress = false;
 
-    const at::Tensor calib = calibration_ids(*o, ckpt, seqlen);
+    const auto tokenizer = model_tokenizer(o->model);
+    const at::Tensor calib = calibration_ids(*o, *tokenizer, seqlen);
     ordered_json out;
     out["method"] = "crepe";
     if (mask.pattern.structured()) out["pattern"] = mask.pattern.str();
     else out["sparsity"] = mask.sparsity;
 
     if (o->objective == "ppl") {
-      const at::Tensor eval = eval_ids(*o, seqlen);
+      const at::Tensor eval = eval_ids(*o, *tokenizer, seqlen);
       search::HillClimbOptions hill;
       hill.kernels = kernels;
       hill.budget = o->budget > 0 ? o->budget : 40;
@@ -204,9 +219,9 @@ Action add_search_command(CLI::App& app) {
                         {"seconds", result.seconds}, {"eval_data", o->eval_data}, {"eval_windows", eval.size(0)}};
     } else {
       const search::SearchStats stats = statistics(*o, ckpt, calib, blocks, run, seqlen);
-      const auto layers = search::proxy_layers(ckpt, stats);
+      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run);
       if (o->correlate > 0) {
-        const ordered_json measured = correlate(*o, ckpt, layers, mask, calib, eval_ids(*o, seqlen), run, kernels, groups);
+        const ordered_json measured = correlate(*o, ckpt, inputs, mask, calib, eval_ids(*o, *tokenizer, seqlen), run, kernels, groups);
         std::ofstream(o->out) << measured.dump(2) << "\n";
         if (o->json) print_json(measured.dump(2));
         for (const auto& [proxy, rho] : measured["spearman"].items()) {
@@ -223,7 +238,9 @@ Action add_search_command(CLI::App& app) {
       pho.seed = o->seed;
       pho.trace_path = o->out + ".trace.json";
       pho.resume = o->resume;
-      const auto result = search::pho_search(layers, mask, pho);
+      std::string why;
+      require(search::available(pho.proxy, inputs, &why), "--proxy", std::string(o->proxy) + " " + why);
+      const auto result = search::pho_search(inputs, mask, pho);
       const nlohmann::json best = search::candidate_json(result.best);
       for (const auto& [key, value] : best.items()) out[key] = value;
       out["_search"] = {{"objective", "proxy"}, {"proxy", o->proxy}, {"direction", o->maximize ? "maximize" : "minimize"},

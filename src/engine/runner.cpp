@@ -61,8 +61,8 @@ void BlockRunner::forward_all(at::Tensor& states) const {
   for_each_block(states, [this](int64_t, model::BlockWeights& weights, at::Tensor& s) { forward(weights, s); });
 }
 
-void BlockRunner::for_each_block(at::Tensor& states, const BlockVisitor& visitor) const {
-  const int64_t layers = checkpoint_.num_layers();
+void BlockRunner::for_each_block(at::Tensor& states, const BlockVisitor& visitor, int64_t end) const {
+  const int64_t layers = end < 0 ? checkpoint_.num_layers() : std::min(end, checkpoint_.num_layers());
   Progress progress(options_.progress_label, layers, "blocks", options_.progress);
   for (int64_t b = 0; b < layers; ++b) {
     model::BlockWeights weights = checkpoint_.load_block(b, options_.placement);

@@ -17,31 +17,34 @@ std::string key(int64_t block, int input, const char* what) {
   return "block." + std::to_string(block) + ".input." + std::to_string(input) + "." + what;
 }
 
+std::string sample_key(int64_t block) { return "block." + std::to_string(block) + ".sample_input"; }
+
 }  // namespace
 
 SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids,
                                  const std::vector<int64_t>& blocks, const engine::RunnerOptions& options,
-                                 nlohmann::json provenance) {
+                                 nlohmann::json provenance, int64_t proxy_samples) {
   c10::InferenceMode inference;
   SearchStats stats;
   stats.provenance = std::move(provenance);
   engine::BlockRunner runner(checkpoint, options);
   at::Tensor states = runner.embed(calibration_ids);
   const int64_t last = *std::max_element(blocks.begin(), blocks.end());
+  const int64_t samples = std::min(proxy_samples, calibration_ids.size(0));
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
-    if (b > last) return;  // nothing more to gather; later blocks are skipped cheaply
     if (std::find(blocks.begin(), blocks.end(), b) != blocks.end()) {
       std::array<prune::StatsAccumulator, model::kLinearInputCount> acc;
       acc.fill(prune::StatsAccumulator(prune::StatsRequest{/*gram=*/true, /*moments=*/false}));
       runner.observe(weights, block_states, [&](model::LinearInput which, const at::Tensor& x) {
         acc[static_cast<int>(which)].add(x);
       });
-      BlockStats block{b, {}};
+      BlockStats block{b, {}, {}};
       for (int i = 0; i < model::kLinearInputCount; ++i) block.inputs[i] = acc[i].take();
+      if (samples > 0) block.sample_input = block_states.narrow(0, 0, samples).to(at::kCPU, at::kFloat).clone();
       stats.blocks.push_back(std::move(block));
     }
     if (b < last) runner.forward(weights, block_states);
-  });
+  }, last + 1);
   return stats;
 }
 
@@ -54,6 +57,7 @@ void save_search_stats(const std::string& path, const SearchStats& stats) {
       tensors.emplace_back(key(block.block, i, "tokens"),
                            at::full({1}, static_cast<double>(block.inputs[i].tokens), at::kFloat));
     }
+    if (block.sample_input.defined()) tensors.emplace_back(sample_key(block.block), block.sample_input);
   }
   io::write_safetensors(path, tensors, {{"crepe_search_stats", stats.provenance.dump()}});
 }
@@ -78,7 +82,7 @@ std::optional<SearchStats> load_search_stats(const std::string& path, const nloh
   SearchStats stats;
   stats.provenance = recorded;
   for (int64_t b : provenance.at("blocks").get<std::vector<int64_t>>()) {
-    BlockStats block{b, {}};
+    BlockStats block{b, {}, {}};
     for (int i = 0; i < model::kLinearInputCount; ++i) {
       for (const char* what : {"sq_sum", "gram", "tokens"}) {
         require(file->contains(key(b, i, what)), path, "missing tensor '" + key(b, i, what) + "'");
@@ -89,6 +93,11 @@ std::optional<SearchStats> load_search_stats(const std::string& path, const nloh
       const int64_t width = block.inputs[i].sq_sum.size(0);
       require(block.inputs[i].gram.sizes() == at::IntArrayRef({width, width}), path,
               "Gram matrix shape does not match its statistics");
+    }
+    if (file->contains(sample_key(b))) {
+      block.sample_input = file->load(sample_key(b)).to(at::kFloat);
+      require(block.sample_input.dim() == 3 && block.sample_input.size(2) == block.inputs[0].sq_sum.size(0), path,
+              "subsample hidden states do not match the model's width");
     }
     stats.blocks.push_back(std::move(block));
   }

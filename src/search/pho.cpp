@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "crepe/core/error.hpp"
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/search/cmaes.hpp"
+#include "crepe/search/network_proxy.hpp"
 
 namespace crepe::search {
 namespace {
@@ -63,19 +65,29 @@ nlohmann::json candidate_json(const Candidate& c) {
           {"gamma", c.crepe.gamma},             {"act-power", c.crepe.act_power}, {"group", prune::group_name(c.group)}};
 }
 
-std::vector<LayerData> proxy_layers(const io::Checkpoint& checkpoint, const SearchStats& stats) {
-  std::vector<LayerData> layers;
-  const Placement cpu;
+ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options) {
+  ProxyInputs inputs;
+  std::vector<int64_t> blocks;
+  std::vector<model::BlockWeights> dense;
+  std::vector<at::Tensor> samples;
   for (const BlockStats& block : stats.blocks) {
-    const model::BlockWeights weights = checkpoint.load_block(block.block, cpu);
+    model::BlockWeights weights = checkpoint.load_block(block.block, options.placement);
     for (model::Linear linear : model::kLinears) {
-      layers.push_back({weights[linear].weight, &block.inputs[static_cast<int>(model::input_of(linear))]});
+      inputs.layers.push_back({weights[linear].weight.to(at::kCPU, at::kFloat),
+                               &block.inputs[static_cast<int>(model::input_of(linear))]});
     }
+    blocks.push_back(block.block);
+    dense.push_back(std::move(weights));
+    samples.push_back(block.sample_input);
   }
-  return layers;
+  const bool have_samples = !samples.empty() && std::all_of(samples.begin(), samples.end(), [](const at::Tensor& t) { return t.defined(); });
+  if (have_samples) {
+    inputs.network = std::make_shared<NetworkProxy>(checkpoint, std::move(blocks), std::move(dense), std::move(samples), options);
+  }
+  return inputs;
 }
 
-SearchResult pho_search(const std::vector<LayerData>& layers, const prune::MaskSpec& mask, const PhoOptions& options) {
+SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options) {
   c10::InferenceMode inference;
   const auto start = Clock::now();
   SearchResult result;
@@ -103,7 +115,7 @@ SearchResult pho_search(const std::vector<LayerData>& layers, const prune::MaskS
         std::vector<double> fitness;
         for (const auto& x : points) {
           const Candidate c = candidate_from(x, kernel, group);
-          const double value = proxy_values(layers, c, mask).at(options.proxy);
+          const double value = proxy_values(inputs, c, mask, {options.proxy}).at(options.proxy);
           fitness.push_back(sign * value);
           result.trace.push_back({c, value});
           if (sign * value < pair_best) {

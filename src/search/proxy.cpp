@@ -2,15 +2,20 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "crepe/core/error.hpp"
+#include "crepe/search/network_proxy.hpp"
 
 namespace crepe::search {
 
 Proxy parse_proxy(const std::string& name, const std::string& option) {
-  if (name == "gini") return Proxy::Gini;
-  if (name == "recon") return Proxy::Recon;
-  if (name == "recon_diag" || name == "recon-diag") return Proxy::ReconDiag;
-  throw_input_error(option, "unknown proxy '" + name + "' (expected gini, recon or recon_diag)");
+  for (Proxy p : kAllProxies) {
+    if (name == proxy_name(p)) return p;
+  }
+  if (name == "recon-diag") return Proxy::ReconDiag;
+  if (name == "block-out") return Proxy::BlockOut;
+  throw_input_error(option, "unknown proxy '" + name + "' (expected gini, recon, recon_diag, block_out or kl)");
 }
 
 const char* proxy_name(Proxy proxy) {
@@ -18,8 +23,23 @@ const char* proxy_name(Proxy proxy) {
     case Proxy::Gini: return "gini";
     case Proxy::Recon: return "recon";
     case Proxy::ReconDiag: return "recon_diag";
+    case Proxy::BlockOut: return "block_out";
+    case Proxy::Kl: return "kl";
   }
   return "";
+}
+
+bool runs_network(Proxy proxy) { return proxy == Proxy::BlockOut || proxy == Proxy::Kl; }
+
+bool available(Proxy proxy, const ProxyInputs& inputs, std::string* why) {
+  auto no = [&](const char* reason) {
+    if (why) *why = reason;
+    return false;
+  };
+  if (!runs_network(proxy)) return true;
+  if (!inputs.network) return no("needs a calibration subsample (--proxy-samples > 0)");
+  if (proxy == Proxy::Kl && !inputs.network->whole_model()) return no("needs every block of the model (--layers all)");
+  return true;
 }
 
 double gini_coefficient(const at::Tensor& values) {
@@ -32,27 +52,42 @@ double gini_coefficient(const at::Tensor& values) {
   return (rank_weight * x).sum().item<double>() / (static_cast<double>(n) * total);
 }
 
-std::map<Proxy, double> proxy_values(const std::vector<LayerData>& layers, const Candidate& candidate,
-                                     const prune::MaskSpec& mask) {
+std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate& candidate, const prune::MaskSpec& mask,
+                                     const std::vector<Proxy>& which) {
+  auto wanted = [&](Proxy p) { return std::find(which.begin(), which.end(), p) != which.end(); };
+  for (Proxy p : which) {
+    std::string why;
+    require(available(p, inputs, &why), "--proxy", std::string(proxy_name(p)) + " " + why);
+  }
   prune::MaskSpec spec = mask;
   spec.group = candidate.group;
   double gini_sum = 0, error = 0, energy = 0, diag_error = 0, diag_energy = 0;
-  for (const LayerData& layer : layers) {
+  std::vector<at::Tensor> pruned;  // for the network proxies
+  for (const LayerData& layer : inputs.layers) {
     const at::Tensor& W = layer.weight;
     const at::Tensor scores = prune::crepe_score(W, layer.stats->norm(), candidate.crepe);
     const at::Tensor keep = prune::select_mask(scores, spec);
-    gini_sum += gini_coefficient(scores.masked_select(keep.logical_not()));
+    if (wanted(Proxy::Gini)) gini_sum += gini_coefficient(scores.masked_select(keep.logical_not()));
     const at::Tensor removed = W * keep.logical_not();
-    const at::Tensor& H = layer.stats->gram;
-    error += (at::matmul(removed, H) * removed).sum().item<double>();
-    energy += (at::matmul(W, H) * W).sum().item<double>();
-    const at::Tensor diag = layer.stats->sq_sum.view({1, -1});
-    diag_error += (removed.pow(2) * diag).sum().item<double>();
-    diag_energy += (W.pow(2) * diag).sum().item<double>();
+    if (wanted(Proxy::Recon)) {
+      const at::Tensor& H = layer.stats->gram;
+      error += (at::matmul(removed, H) * removed).sum().item<double>();
+      energy += (at::matmul(W, H) * W).sum().item<double>();
+    }
+    if (wanted(Proxy::ReconDiag)) {
+      const at::Tensor diag = layer.stats->sq_sum.view({1, -1});
+      diag_error += (removed.pow(2) * diag).sum().item<double>();
+      diag_energy += (W.pow(2) * diag).sum().item<double>();
+    }
+    if (wanted(Proxy::BlockOut) || wanted(Proxy::Kl)) pruned.push_back(W * keep);
   }
-  return {{Proxy::Gini, gini_sum / static_cast<double>(layers.size())},
-          {Proxy::Recon, energy > 0 ? error / energy : 0.0},
-          {Proxy::ReconDiag, diag_energy > 0 ? diag_error / diag_energy : 0.0}};
+  std::map<Proxy, double> values;
+  if (wanted(Proxy::Gini)) values[Proxy::Gini] = gini_sum / static_cast<double>(std::max<size_t>(1, inputs.layers.size()));
+  if (wanted(Proxy::Recon)) values[Proxy::Recon] = energy > 0 ? error / energy : 0.0;
+  if (wanted(Proxy::ReconDiag)) values[Proxy::ReconDiag] = diag_energy > 0 ? diag_error / diag_energy : 0.0;
+  if (wanted(Proxy::BlockOut)) values[Proxy::BlockOut] = inputs.network->block_output_error(pruned);
+  if (wanted(Proxy::Kl)) values[Proxy::Kl] = inputs.network->kl_divergence(pruned);
+  return values;
 }
 
 }  // namespace crepe::search

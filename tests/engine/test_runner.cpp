@@ -38,6 +38,25 @@ TEST(BlockRunner, StreamsBlocksInOrderAndMatchesADirectForward) {
   EXPECT_LT((states - direct).abs().max().item<double>(), 1e-5);
 }
 
+TEST(BlockRunner, StopsBeforeTheEndBlockWhenGiven) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  RunnerOptions options;
+  options.progress = false;
+  BlockRunner runner(ckpt, options);
+  at::Tensor states = runner.embed(random_ids(2, 8, ckpt.config().vocab_size));
+  std::vector<int64_t> visited;
+  auto record = [&](int64_t b, model::BlockWeights& w, at::Tensor& s) {
+    visited.push_back(b);
+    runner.forward(w, s);
+  };
+  runner.for_each_block(states, record, 2);
+  EXPECT_EQ(visited, (std::vector<int64_t>{0, 1}));
+  visited.clear();
+  runner.for_each_block(states, record, 99);  // past the model's depth: every block once
+  EXPECT_EQ(visited, (std::vector<int64_t>{0, 1, 2, 3, 4}));
+}
+
 TEST(BlockRunner, BatchSizeDoesNotChangeResults) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));

@@ -32,7 +32,8 @@ TEST(Proxy, ReconstructionProxiesMatchTheirDefinitions) {
   c.crepe.gamma = 0.3;
   prune::MaskSpec mask;
   mask.sparsity = 0.5;
-  const auto values = proxy_values({{W, &stats}}, c, mask);
+  const ProxyInputs inputs{{{W, &stats}}, nullptr};
+  const auto values = proxy_values(inputs, c, mask, {Proxy::Gini, Proxy::Recon, Proxy::ReconDiag});
   const at::Tensor keep = prune::select_mask(prune::crepe_score(W, stats.norm(), c.crepe), mask);
   const at::Tensor dW = W * keep.logical_not();
   // Output error of the removed weights over the calibration tokens, relative to the output energy.
@@ -73,8 +74,9 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   const SearchStats stats = collect_search_stats(ckpt, ids, {0, 4}, run, {{"test", 1}, {"blocks", {0, 4}}});
   ASSERT_EQ(stats.blocks.size(), 2u);
   EXPECT_EQ(stats.blocks[1].block, 4);
-  const auto layers = proxy_layers(ckpt, stats);
-  ASSERT_EQ(layers.size(), 14u);
+  const ProxyInputs inputs = proxy_inputs(ckpt, stats, run);
+  ASSERT_EQ(inputs.layers.size(), 14u);
+  EXPECT_EQ(inputs.network, nullptr);  // no subsample kept
   prune::MaskSpec mask;
   mask.sparsity = 0.6;
   test::TempDir dir;
@@ -84,14 +86,15 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   options.budget = 30;
   options.progress = false;
   options.trace_path = dir.file("trace.json");
-  const SearchResult result = pho_search(layers, mask, options);
-  const double start = proxy_values(layers, candidate_from({0.0, -1.0, 0.5}, 3, prune::Group::Layer), mask).at(Proxy::ReconDiag);
+  const SearchResult result = pho_search(inputs, mask, options);
+  auto recon_diag = [&](const Candidate& c) { return proxy_values(inputs, c, mask, {Proxy::ReconDiag}).at(Proxy::ReconDiag); };
+  const double start = recon_diag(candidate_from({0.0, -1.0, 0.5}, 3, prune::Group::Layer));
   EXPECT_LE(result.best_value, start);
   EXPECT_GE(result.evaluations, 30);
-  EXPECT_NEAR(proxy_values(layers, result.best, mask).at(Proxy::ReconDiag), result.best_value, 1e-12);
+  EXPECT_NEAR(recon_diag(result.best), result.best_value, 1e-12);
   // Resuming a finished search re-evaluates nothing and returns the same best point.
   options.resume = true;
-  const SearchResult resumed = pho_search(layers, mask, options);
+  const SearchResult resumed = pho_search(inputs, mask, options);
   EXPECT_EQ(resumed.trace.size(), 0u);
   EXPECT_DOUBLE_EQ(resumed.best_value, result.best_value);
 }

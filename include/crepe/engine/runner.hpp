@@ -42,8 +42,9 @@ class BlockRunner {
 
   // For each block in order: load its weights, call visitor(b, weights, states), drop the weights.
   // The visitor must leave in `states` the input of block b+1 (typically by calling forward()).
+  // Stops before block `end` when given (callers that need only the first blocks load no others).
   using BlockVisitor = std::function<void(int64_t block, model::BlockWeights& weights, at::Tensor& states)>;
-  void for_each_block(at::Tensor& states, const BlockVisitor& visitor) const;
+  void for_each_block(at::Tensor& states, const BlockVisitor& visitor, int64_t end = -1) const;
 
   // Sequences per batch for sequences of length seqlen.
   int64_t batch_size(int64_t seqlen) const;

@@ -1,6 +1,7 @@
 #pragma once
 // Statistics for the search, gathered once: for the blocks in use, every linear input's ||X_j||^2
-// and Gram matrix X^T X from one dense calibration pass, plus the blocks' weights. Cached in a
+// and Gram matrix X^T X from one dense calibration pass, and the hidden states entering each block
+// for the first few calibration sequences (the network proxies' subsample). Cached in a
 // safetensors file whose metadata records what produced it; a cache is reused only when that
 // record matches the current request exactly (checked, not trusted).
 #include <ATen/core/Tensor.h>
@@ -20,6 +21,7 @@ namespace crepe::search {
 struct BlockStats {
   int64_t block = 0;
   std::array<prune::InputStats, model::kLinearInputCount> inputs;  // sq_sum, gram, tokens
+  at::Tensor sample_input;  // float32 [samples, seqlen, hidden] on the CPU; undefined without a subsample
 };
 
 struct SearchStats {
@@ -27,10 +29,11 @@ struct SearchStats {
   nlohmann::json provenance;  // model, data, nsamples, seqlen, seed, blocks: what produced these
 };
 
-// One dense streamed pass over blocks 0..max(blocks); statistics kept for `blocks` only.
+// One dense streamed pass over blocks 0..max(blocks); statistics kept for `blocks` only, and the
+// inputs of the first `proxy_samples` sequences (0: none).
 SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids,
                                  const std::vector<int64_t>& blocks, const engine::RunnerOptions& options,
-                                 nlohmann::json provenance);
+                                 nlohmann::json provenance, int64_t proxy_samples = 0);
 
 void save_search_stats(const std::string& path, const SearchStats& stats);
 // nullopt (with the reason in `why`) when the file is absent or was made for another request;

@@ -54,10 +54,12 @@ struct PhoOptions {
   bool progress = true;
 };
 
-// The layers the proxies look at: every linear layer of the blocks in `stats`.
-std::vector<LayerData> proxy_layers(const io::Checkpoint& checkpoint, const SearchStats& stats);
+// What the proxies look at: every linear layer of the blocks in `stats` (float32, on the CPU) and,
+// when the statistics hold a subsample, the network for block_out and kl (on options' device).
+// `stats` must outlive the result.
+ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options);
 
-SearchResult pho_search(const std::vector<LayerData>& layers, const prune::MaskSpec& mask, const PhoOptions& options);
+SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options);
 
 // Real perplexity of a configuration: prunes the whole model sequentially on the calibration ids
 // and, block by block, runs the evaluation windows through each pruned block (no checkpoint is

@@ -1,18 +1,23 @@
 #pragma once
-// Cheap stand-ins for perplexity, computed from weights and calibration statistics alone, for a
-// candidate CRePE configuration theta (its masks M_theta at the target sparsity/pattern):
+// Cheap stand-ins for perplexity for a candidate CRePE configuration theta, judged by its masks
+// M_theta at the target sparsity/pattern, chosen one-shot from the dense calibration statistics.
 //
+// From weights and statistics alone (no forward pass):
 //   gini        mean over layers of the Gini coefficient of the theta-scores of the weights M_theta
 //               prunes: sum_i (2i - n - 1) x_(i) / (n sum x) on the ascending sort;
-//   recon       relative output error the masks cause, with no forward pass:
+//   recon       relative output error the masks cause in each linear layer:
 //               sum_l tr(dW_l H_l dW_l^T) / sum_l tr(W_l H_l W_l^T),  dW = W * (1 - M), H = X^T X;
 //   recon_diag  the same with H replaced by its diagonal (Wanda's error model, no Gram matrices).
+// From a forward pass over a small calibration subsample (network_proxy.hpp):
+//   block_out   error at each block's output from its dense input, relative to the blocks' updates;
+//   kl          KL(dense || pruned) of the next-token distributions, the whole model pruned at once.
 //
 // Which proxy tracks perplexity, and in which direction, is measured (crepe search --correlate),
 // not assumed; the default is the one the data support.
 #include <ATen/core/Tensor.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,10 +27,12 @@
 
 namespace crepe::search {
 
-enum class Proxy { Gini, Recon, ReconDiag };
+enum class Proxy { Gini, Recon, ReconDiag, BlockOut, Kl };
 Proxy parse_proxy(const std::string& name, const std::string& option = "--proxy");
 const char* proxy_name(Proxy proxy);
-constexpr Proxy kAllProxies[] = {Proxy::Gini, Proxy::Recon, Proxy::ReconDiag};
+constexpr Proxy kAllProxies[] = {Proxy::Gini, Proxy::Recon, Proxy::ReconDiag, Proxy::BlockOut, Proxy::Kl};
+// block_out and kl run the network; the others read weights and statistics only.
+bool runs_network(Proxy proxy);
 
 // A point of PHO's search space.
 struct Candidate {
@@ -38,10 +45,23 @@ struct LayerData {
   const prune::InputStats* stats;       // its input's sq_sum and gram
 };
 
+class NetworkProxy;
+
+// What the proxies judge a candidate on: the linear layers in use (seven per block, in block
+// order), and, for block_out and kl, the network and its calibration subsample.
+struct ProxyInputs {
+  std::vector<LayerData> layers;
+  std::shared_ptr<const NetworkProxy> network;  // null: only the statistics proxies are available
+};
+
+// Whether `proxy` can be computed from `inputs`; when not, `why` says what is missing.
+bool available(Proxy proxy, const ProxyInputs& inputs, std::string* why = nullptr);
+
 double gini_coefficient(const at::Tensor& values);
 
-// All proxies at once (they share the scoring and masking, the expensive part).
-std::map<Proxy, double> proxy_values(const std::vector<LayerData>& layers, const Candidate& candidate,
-                                     const prune::MaskSpec& mask);
+// The proxies in `which` for one candidate (they share the scoring and masking). Each must be
+// available(); InputError otherwise.
+std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate& candidate, const prune::MaskSpec& mask,
+                                     const std::vector<Proxy>& which);
 
 }  // namespace crepe::search

@@ -1,0 +1,24 @@
+#pragma once
+// Steps that several commands take the same way, written once so they cannot drift apart.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+
+#include "crepe/io/checkpoint.hpp"
+#include "crepe/text/corpus.hpp"
+#include "crepe/text/tokenizer.hpp"
+
+namespace crepe::cli {
+
+// A window length from an option such as --seqlen, capped at the model's context (and saying so).
+int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const char* option);
+
+// The model directory's tokenizer; `kind` is the --tokenizer-kind text (auto, json, model).
+std::unique_ptr<text::Tokenizer> model_tokenizer(const std::string& model_dir, const std::string& kind = "auto");
+
+// Held-out windows of `data` (WikiText-2 protocol, see text/corpus.hpp), logged as eval does.
+text::EvalWindows held_out_windows(const text::Tokenizer& tokenizer, const std::string& data, int64_t seqlen,
+                                   int64_t max_windows);
+
+}  // namespace crepe::cli

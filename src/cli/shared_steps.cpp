@@ -1,0 +1,26 @@
+#include "crepe/cli/shared_steps.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace crepe::cli {
+
+int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const char* option) {
+  const int64_t context = checkpoint.config().max_position_embeddings;
+  if (requested <= context) return requested;
+  spdlog::info("{} {} exceeds the model's context; using {}", option, requested, context);
+  return context;
+}
+
+std::unique_ptr<text::Tokenizer> model_tokenizer(const std::string& model_dir, const std::string& kind) {
+  return text::load_tokenizer(model_dir, text::parse_tokenizer_kind(kind, "--tokenizer-kind"));
+}
+
+text::EvalWindows held_out_windows(const text::Tokenizer& tokenizer, const std::string& data, int64_t seqlen,
+                                   int64_t max_windows) {
+  text::EvalWindows windows = text::eval_windows(text::read_text_file(data), tokenizer, seqlen, max_windows, data);
+  spdlog::info("eval: {} windows of {} tokens from {} ({} tokens in the file), {}", windows.ids.size(0), seqlen, data,
+               windows.total_tokens, tokenizer.describe());
+  return windows;
+}
+
+}  // namespace crepe::cli

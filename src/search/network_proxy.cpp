@@ -1,0 +1,87 @@
+#include "crepe/search/network_proxy.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include "crepe/core/error.hpp"
+#include "crepe/model/head.hpp"
+
+namespace crepe::search {
+namespace {
+
+// Logits are [sequences, seqlen, vocab] in float32: a few sequences at a time keeps them small.
+int64_t head_batch(int64_t seqlen, int64_t vocab) {
+  const int64_t per_sequence = seqlen * vocab * 4 * 3;  // dense and pruned log-probs, and their difference
+  return std::max<int64_t>(1, (int64_t{512} << 20) / per_sequence);
+}
+
+}  // namespace
+
+NetworkProxy::NetworkProxy(const io::Checkpoint& checkpoint, std::vector<int64_t> blocks,
+                           std::vector<model::BlockWeights> dense, std::vector<at::Tensor> inputs,
+                           const engine::RunnerOptions& options)
+    : checkpoint_(checkpoint),
+      runner_(checkpoint, options),
+      blocks_(std::move(blocks)),
+      dense_(std::move(dense)),
+      inputs_(std::move(inputs)) {
+  c10::InferenceMode inference;
+  require(!blocks_.empty() && blocks_.size() == dense_.size() && blocks_.size() == inputs_.size(), "search",
+          "network proxies need the weights and subsample inputs of every block in use");
+  for (size_t b = 0; b < blocks_.size(); ++b) {
+    at::Tensor out = inputs_[b].clone();
+    runner_.forward(dense_[b], out);
+    update_energy_ += (out - inputs_[b]).pow(2).sum().item<double>();
+    outputs_.push_back(std::move(out));
+  }
+  whole_model_ = static_cast<int64_t>(blocks_.size()) == checkpoint.num_layers();
+  for (size_t b = 0; whole_model_ && b < blocks_.size(); ++b) whole_model_ = blocks_[b] == static_cast<int64_t>(b);
+  if (whole_model_) {
+    final_norm_ = checkpoint.load_final_norm(options.placement);
+    lm_head_ = checkpoint.load_lm_head(options.placement);
+    dense_final_ = outputs_.back();
+  }
+}
+
+model::BlockWeights NetworkProxy::with_weights(size_t block, const std::vector<at::Tensor>& pruned) const {
+  require(pruned.size() == blocks_.size() * model::kLinearCount, "search", "one pruned weight per linear layer in use");
+  model::BlockWeights weights = dense_[block];  // shares the norms and biases; linears replaced below
+  for (int l = 0; l < model::kLinearCount; ++l) {
+    weights.linears[l].weight = pruned[block * model::kLinearCount + l].to(dense_[block].linears[l].weight.options());
+  }
+  return weights;
+}
+
+double NetworkProxy::block_output_error(const std::vector<at::Tensor>& pruned) const {
+  c10::InferenceMode inference;
+  double error = 0;
+  for (size_t b = 0; b < blocks_.size(); ++b) {
+    at::Tensor out = inputs_[b].clone();
+    runner_.forward(with_weights(b, pruned), out);
+    error += (out - outputs_[b]).pow(2).sum().item<double>();
+  }
+  return update_energy_ > 0 ? error / update_energy_ : 0.0;
+}
+
+at::Tensor NetworkProxy::log_probs(const at::Tensor& final_states, int64_t first, int64_t count) const {
+  const at::Tensor states = final_states.narrow(0, first, count);
+  return at::log_softmax(model::output_logits(checkpoint_.config(), final_norm_, lm_head_, states).to(at::kFloat), -1);
+}
+
+double NetworkProxy::kl_divergence(const std::vector<at::Tensor>& pruned) const {
+  c10::InferenceMode inference;
+  require(whole_model_, "--proxy", "kl needs every block of the model (--layers all)");
+  at::Tensor states = inputs_.front().clone();
+  for (size_t b = 0; b < blocks_.size(); ++b) runner_.forward(with_weights(b, pruned), states);
+  const int64_t samples = states.size(0), seqlen = states.size(1);
+  const int64_t batch = head_batch(seqlen, checkpoint_.config().vocab_size);
+  double total = 0;
+  for (int64_t first = 0; first < samples; first += batch) {
+    const int64_t n = std::min(batch, samples - first);
+    const at::Tensor p = log_probs(dense_final_, first, n), q = log_probs(states, first, n);
+    total += (p.exp() * (p - q)).sum().item<double>();
+  }
+  return total / static_cast<double>(samples * seqlen);
+}
+
+}  // namespace crepe::search

@@ -1,0 +1,159 @@
+// The network proxies (block_out, kl) against direct computations with the model module, and the
+// subsample's place in the statistics cache.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include "crepe/core/error.hpp"
+#include "crepe/model/head.hpp"
+#include "crepe/search/layer_stats.hpp"
+#include "crepe/search/network_proxy.hpp"
+#include "crepe/search/pho.hpp"
+#include "test_support.hpp"
+
+namespace crepe::search {
+namespace {
+
+struct Fixture {
+  io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  engine::RunnerOptions run;
+  at::Tensor ids;
+  SearchStats stats;
+  ProxyInputs inputs;
+
+  Fixture(const std::vector<int64_t>& blocks, int64_t samples) {
+    run.progress = false;
+    at::manual_seed(11);
+    ids = at::randint(ckpt.config().vocab_size, {6, 24}, at::TensorOptions().dtype(at::kLong));
+    stats = collect_search_stats(ckpt, ids, blocks, run, {{"blocks", blocks}}, samples);
+    inputs = proxy_inputs(ckpt, stats, run);
+  }
+
+  // The candidate's pruned weights, block by block, computed from the definitions directly.
+  std::vector<model::BlockWeights> pruned_blocks(const Candidate& c, const prune::MaskSpec& mask) const {
+    std::vector<model::BlockWeights> blocks;
+    prune::MaskSpec spec = mask;
+    spec.group = c.group;
+    for (const BlockStats& b : stats.blocks) {
+      model::BlockWeights w = ckpt.load_block(b.block, Placement{});
+      for (model::Linear l : model::kLinears) {
+        const at::Tensor W = w[l].weight;
+        const auto& in = b.inputs[static_cast<int>(model::input_of(l))];
+        w[l].weight = W * prune::select_mask(prune::crepe_score(W, in.norm(), c.crepe), spec);
+      }
+      blocks.push_back(std::move(w));
+    }
+    return blocks;
+  }
+};
+
+Candidate some_candidate() {
+  Candidate c;
+  c.crepe.kernel_size = 5;
+  c.crepe.beta = 0.5;
+  c.crepe.gamma = 0.2;
+  c.crepe.act_power = 0.7;
+  return c;
+}
+
+TEST(NetworkProxy, BlockOutputErrorMatchesADirectComputation) {
+  c10::InferenceMode guard;
+  Fixture f({1, 3}, 4);
+  ASSERT_NE(f.inputs.network, nullptr);
+  EXPECT_EQ(f.inputs.network->samples(), 4);
+  EXPECT_FALSE(f.inputs.network->whole_model());
+  prune::MaskSpec mask;
+  mask.sparsity = 0.5;
+  const Candidate c = some_candidate();
+  const double value = proxy_values(f.inputs, c, mask, {Proxy::BlockOut}).at(Proxy::BlockOut);
+
+  const auto pruned = f.pruned_blocks(c, mask);
+  const auto rope = model::make_rope(f.ckpt.config(), 24, c10::Device(c10::kCPU), at::kFloat);
+  double error = 0, update = 0;
+  for (size_t i = 0; i < f.stats.blocks.size(); ++i) {
+    const at::Tensor x = f.stats.blocks[i].sample_input;
+    const at::Tensor dense = model::block_forward(f.ckpt.config(), f.ckpt.load_block(f.stats.blocks[i].block, Placement{}), x, rope);
+    const at::Tensor sparse = model::block_forward(f.ckpt.config(), pruned[i], x, rope);
+    error += (sparse - dense).pow(2).sum().item<double>();
+    update += (dense - x).pow(2).sum().item<double>();
+  }
+  EXPECT_GT(value, 0.0);
+  EXPECT_NEAR(value, error / update, 1e-4 * error / update);
+}
+
+TEST(NetworkProxy, KlMatchesADirectComputationAndIsZeroWhenNothingIsPruned) {
+  c10::InferenceMode guard;
+  Fixture f({0, 1, 2, 3, 4}, 3);
+  ASSERT_TRUE(f.inputs.network->whole_model());
+  prune::MaskSpec mask;
+  mask.sparsity = 0.6;
+  const Candidate c = some_candidate();
+  const double value = proxy_values(f.inputs, c, mask, {Proxy::Kl}).at(Proxy::Kl);
+
+  const auto pruned = f.pruned_blocks(c, mask);
+  const auto rope = model::make_rope(f.ckpt.config(), 24, c10::Device(c10::kCPU), at::kFloat);
+  const Placement cpu;
+  at::Tensor dense = model::embed_tokens(f.ckpt.load_embedding(cpu), f.ids.narrow(0, 0, 3));
+  at::Tensor sparse = dense.clone();
+  for (int64_t b = 0; b < f.ckpt.num_layers(); ++b) {
+    dense = model::block_forward(f.ckpt.config(), f.ckpt.load_block(b, cpu), dense, rope);
+    sparse = model::block_forward(f.ckpt.config(), pruned[b], sparse, rope);
+  }
+  auto log_probs = [&](const at::Tensor& h) {
+    return at::log_softmax(model::output_logits(f.ckpt.config(), f.ckpt.load_final_norm(cpu), f.ckpt.load_lm_head(cpu), h)
+                               .to(at::kDouble), -1);
+  };
+  const at::Tensor p = log_probs(dense), q = log_probs(sparse);
+  const double expected = (p.exp() * (p - q)).sum(-1).mean().item<double>();
+  EXPECT_GT(value, 0.0);
+  EXPECT_NEAR(value, expected, 1e-4 * expected);
+
+  mask.sparsity = 0.0;
+  const auto none = proxy_values(f.inputs, c, mask, {Proxy::Kl, Proxy::BlockOut});
+  EXPECT_NEAR(none.at(Proxy::Kl), 0.0, 1e-6);  // float32 rounding only: the weights are the dense ones
+  EXPECT_NEAR(none.at(Proxy::BlockOut), 0.0, 1e-12);
+  mask.sparsity = 0.8;  // more pruning of the same scores moves the output further
+  EXPECT_GT(proxy_values(f.inputs, c, mask, {Proxy::Kl}).at(Proxy::Kl), value);
+}
+
+TEST(NetworkProxy, SaysWhatIsMissing) {
+  c10::InferenceMode guard;
+  prune::MaskSpec mask;
+  mask.sparsity = 0.5;
+  std::string why;
+  Fixture without({0, 1}, 0);
+  EXPECT_EQ(without.inputs.network, nullptr);
+  EXPECT_FALSE(available(Proxy::BlockOut, without.inputs, &why));
+  EXPECT_NE(why.find("--proxy-samples"), std::string::npos);
+  EXPECT_THROW(proxy_values(without.inputs, Candidate{}, mask, {Proxy::BlockOut}), InputError);
+  Fixture some({0, 1}, 2);
+  EXPECT_TRUE(available(Proxy::BlockOut, some.inputs));
+  EXPECT_FALSE(available(Proxy::Kl, some.inputs, &why));
+  EXPECT_NE(why.find("--layers all"), std::string::npos);
+  EXPECT_THROW(proxy_values(some.inputs, Candidate{}, mask, {Proxy::Kl}), InputError);
+  EXPECT_EQ(parse_proxy("block_out"), Proxy::BlockOut);
+  EXPECT_EQ(parse_proxy("kl"), Proxy::Kl);
+  EXPECT_THROW(parse_proxy("perplexity"), InputError);
+}
+
+TEST(NetworkProxy, SubsampleRoundTripsThroughTheStatisticsCache) {
+  c10::InferenceMode guard;
+  Fixture f({2, 4}, 2);
+  ASSERT_EQ(f.stats.blocks[0].sample_input.sizes(), at::IntArrayRef({2, 24, f.ckpt.config().hidden_size}));
+  test::TempDir dir;
+  save_search_stats(dir.file("stats.safetensors"), f.stats);
+  std::string why;
+  const auto loaded = load_search_stats(dir.file("stats.safetensors"), f.stats.provenance, &why);
+  ASSERT_TRUE(loaded.has_value()) << why;
+  for (size_t b = 0; b < 2; ++b) {
+    EXPECT_TRUE(at::equal(loaded->blocks[b].sample_input, f.stats.blocks[b].sample_input));
+  }
+  // The block-4 input is what blocks 0..3 make of the first sequences: check against the runner.
+  engine::BlockRunner runner(f.ckpt, f.run);
+  at::Tensor states = runner.embed(f.ids.narrow(0, 0, 2));
+  for (int64_t b = 0; b < 4; ++b) runner.forward(f.ckpt.load_block(b, Placement{}), states);
+  EXPECT_LT((states - f.stats.blocks[1].sample_input).abs().max().item<double>(), 1e-5);
+}
+
+}  // namespace
+}  // namespace crepe::search
