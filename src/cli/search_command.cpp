@@ -30,7 +30,7 @@ struct SearchOptions {
   double sparsity = 0.5;
   std::string pattern = "unstructured";
   std::string kernels = "1,3,5,7", groups = "layer,row";
-  std::string proxy = "recon_diag", objective = "proxy";
+  std::string proxy = "auto", objective = "proxy";
   bool maximize = false;
   int64_t budget = 0;  // 0: 400 proxy evaluations, or 40 perplexity evaluations
   int64_t nsamples = 128, seqlen = 2048, eval_windows = 64, correlate = 0, proxy_samples = 8;
@@ -103,6 +103,19 @@ search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckp
   return stats;
 }
 
+// "auto": the proxy that ranked configurations best in our measurements (README, "Choosing PHO's
+// proxy") among those the statistics allow: kl needs every block, block_out a subsample.
+search::Proxy resolve_proxy(const std::string& name, const search::ProxyInputs& inputs) {
+  if (name != "auto") return search::parse_proxy(name);
+  for (search::Proxy p : {search::Proxy::Kl, search::Proxy::BlockOut, search::Proxy::ReconDiag}) {
+    if (search::available(p, inputs)) {
+      spdlog::info("proxy: {} (auto)", search::proxy_name(p));
+      return p;
+    }
+  }
+  return search::Proxy::ReconDiag;
+}
+
 // Draws N random configurations, computes every proxy and the real perplexity of each, and reports
 // Spearman's rank correlation of each proxy with perplexity.
 ordered_json correlate(const SearchOptions& o, const io::Checkpoint& ckpt, const search::ProxyInputs& inputs,
@@ -162,7 +175,9 @@ Action add_search_command(CLI::App& app) {
   cmd->add_option("--layers", o->layers, "blocks the proxies use: all, a count, or a list 0,3,5")->capture_default_str();
   cmd->add_option("--kernels", o->kernels, "kernel sizes searched")->capture_default_str();
   cmd->add_option("--groups", o->groups, "comparison groups searched")->capture_default_str();
-  cmd->add_option("--proxy", o->proxy, "gini, recon, recon_diag, block_out or kl")->capture_default_str();
+  cmd->add_option("--proxy", o->proxy,
+                  "auto (kl with every block in use, else block_out), gini, recon, recon_diag, block_out or kl")
+      ->capture_default_str();
   cmd->add_flag("--maximize", o->maximize, "maximize the proxy instead of minimizing it");
   cmd->add_option("--objective", o->objective, "proxy (PHO) or ppl (hill climbing on real perplexity)")
       ->check(CLI::IsMember({"proxy", "ppl"}))->capture_default_str();
@@ -230,7 +245,7 @@ Action add_search_command(CLI::App& app) {
         return 0;
       }
       search::PhoOptions pho;
-      pho.proxy = search::parse_proxy(o->proxy);
+      pho.proxy = resolve_proxy(o->proxy, inputs);
       pho.maximize = o->maximize;
       pho.kernels = kernels;
       pho.groups = groups;
@@ -239,11 +254,12 @@ Action add_search_command(CLI::App& app) {
       pho.trace_path = o->out + ".trace.json";
       pho.resume = o->resume;
       std::string why;
-      require(search::available(pho.proxy, inputs, &why), "--proxy", std::string(o->proxy) + " " + why);
+      const bool usable = search::available(pho.proxy, inputs, &why);  // fills `why` before the message is built
+      require(usable, "--proxy", std::string(search::proxy_name(pho.proxy)) + " " + why);
       const auto result = search::pho_search(inputs, mask, pho);
       const nlohmann::json best = search::candidate_json(result.best);
       for (const auto& [key, value] : best.items()) out[key] = value;
-      out["_search"] = {{"objective", "proxy"}, {"proxy", o->proxy}, {"direction", o->maximize ? "maximize" : "minimize"},
+      out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", o->maximize ? "maximize" : "minimize"},
                         {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"per_kernel_and_group", result.summary}, {"blocks", blocks}};
     }

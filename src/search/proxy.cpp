@@ -57,7 +57,8 @@ std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate&
   auto wanted = [&](Proxy p) { return std::find(which.begin(), which.end(), p) != which.end(); };
   for (Proxy p : which) {
     std::string why;
-    require(available(p, inputs, &why), "--proxy", std::string(proxy_name(p)) + " " + why);
+    const bool usable = available(p, inputs, &why);  // fills `why` before the message is built
+    require(usable, "--proxy", std::string(proxy_name(p)) + " " + why);
   }
   prune::MaskSpec spec = mask;
   spec.group = candidate.group;

@@ -195,12 +195,35 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
   EXPECT_EQ(found.at("method"), "crepe");
   EXPECT_TRUE(found.at("kernel-size") == 1 || found.at("kernel-size") == 3);
   EXPECT_EQ(found.at("_search").at("evaluations").get<int64_t>() >= 16, true);
+  EXPECT_EQ(found.at("_search").at("proxy"), "kl");  // auto, with every block in use
   EXPECT_TRUE(std::filesystem::exists(dir.file("stats.safetensors")));
   const auto prune = test::run_crepe(prune_args(model, dir.file("out"), {"--config", dir.file("found.json"), "--json"}));
   ASSERT_EQ(prune.exit_code, 0) << prune.err;
   const auto h = nlohmann::json::parse(prune.out).at("hyperparameters");
   EXPECT_DOUBLE_EQ(h.at("gamma").get<double>(), found.at("gamma").get<double>());
   EXPECT_EQ(h.at("kernel_size"), found.at("kernel-size"));
+}
+
+TEST(SearchCli, AutoProxyFollowsTheLayersInUseAndKlNeedsThemAll) {
+  test::TempDir dir;
+  const std::vector<std::string> common = {"search", "--model", test::shared_path("models/stories260k"), "--calib-data",
+                                           test::shared_path("data/tinystories-val.txt"), "--nsamples", "4", "--seqlen",
+                                           "32", "--budget", "8", "--kernels", "3", "--groups", "layer", "--layers", "2",
+                                           "-q", "--out", dir.file("found.json")};
+  const auto sampled = test::run_crepe(common);
+  ASSERT_EQ(sampled.exit_code, 0) << sampled.err;
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(dir.file("found.json"))).at("_search").at("proxy"), "block_out");
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = common;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_crepe(args);
+  };
+  const auto kl = with({"--proxy", "kl"});
+  EXPECT_EQ(kl.exit_code, 2);
+  EXPECT_NE(kl.err.find("--layers all"), std::string::npos) << kl.err;
+  const auto no_samples = with({"--proxy", "block_out", "--proxy-samples", "0"});
+  EXPECT_EQ(no_samples.exit_code, 2);
+  EXPECT_NE(no_samples.err.find("--proxy-samples"), std::string::npos) << no_samples.err;
 }
 
 }  // namespace
