@@ -26,12 +26,4 @@ void config_json(const uint8_t* data, size_t size) {
 
 }  // namespace crepe::fuzz
 
-#ifndef CREPE_FUZZ_NO_MAIN
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    crepe::fuzz::config_json(data, size);
-  } catch (const crepe::InputError&) {
-  }
-  return 0;
-}
-#endif
+CREPE_FUZZ_ENTRY_POINT(crepe::fuzz::config_json)

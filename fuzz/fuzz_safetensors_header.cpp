@@ -28,12 +28,4 @@ void safetensors_header(const uint8_t* data, size_t size) {
 
 }  // namespace crepe::fuzz
 
-#ifndef CREPE_FUZZ_NO_MAIN
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    crepe::fuzz::safetensors_header(data, size);
-  } catch (const crepe::InputError&) {
-  }
-  return 0;
-}
-#endif
+CREPE_FUZZ_ENTRY_POINT(crepe::fuzz::safetensors_header)

@@ -10,7 +10,6 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 
 #include "crepe/core/error.hpp"
 #include "crepe/io/safetensors.hpp"
@@ -20,6 +19,7 @@ namespace crepe::io {
 namespace {
 
 namespace fs = std::filesystem;
+using test::input_error_of;
 using test::read_file;
 using test::shared_path;
 using test::TempDir;
@@ -41,17 +41,6 @@ std::string file_bytes(const std::string& header, const std::string& data) {
 
 std::string floats_as_bytes(const std::vector<float>& values) {
   return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
-}
-
-// The InputError message `action` throws; fails the test if it throws nothing.
-std::string input_error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }

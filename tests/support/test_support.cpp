@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -48,23 +49,42 @@ void write_file(const std::string& path, const std::string& contents) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-CommandResult run_crepe(const std::vector<std::string>& args) {
-  TempDir scratch;
-  const std::string out_path = scratch.file("stdout");
-  const std::string err_path = scratch.file("stderr");
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    if (!freopen(out_path.c_str(), "w", stdout) || !freopen(err_path.c_str(), "w", stderr)) _exit(127);
-    std::vector<char*> argv;
-    std::string binary = CREPE_BINARY;
-    argv.push_back(binary.data());
-    std::vector<std::string> copies = args;
-    for (auto& arg : copies) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    execv(binary.c_str(), argv.data());
-    _exit(127);
+std::vector<std::string> vocab_test_inputs(const std::string& name) {
+  const std::string file = read_file(shared_path("tokenizers/vectors/" + name + ".inp"));
+  const std::string separator = "\n__ggml_vocab_test__\n";
+  std::vector<std::string> inputs;
+  size_t begin = 0;
+  for (size_t at; (at = file.find(separator, begin)) != std::string::npos; begin = at + separator.size())
+    inputs.push_back(file.substr(begin, at - begin));
+  EXPECT_EQ(begin, file.size()) << "text after the last separator";
+  return inputs;
+}
+
+std::vector<std::vector<int32_t>> vocab_test_ids(const std::string& name) {
+  std::vector<std::vector<int32_t>> outputs;
+  std::istringstream lines(read_file(shared_path("tokenizers/vectors/" + name + ".out")));
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream ids(line);
+    outputs.emplace_back(std::istream_iterator<int32_t>(ids), std::istream_iterator<int32_t>());
   }
+  return outputs;
+}
+
+namespace {
+
+// Replaces this (forked) process with the built crepe binary; never returns.
+[[noreturn]] void exec_crepe(const std::vector<std::string>& args) {
+  std::string binary = CREPE_BINARY;
+  std::vector<std::string> copies = args;  // execv wants mutable strings
+  std::vector<char*> argv = {binary.data()};
+  for (auto& arg : copies) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  execv(binary.c_str(), argv.data());
+  _exit(127);
+}
+
+// Waits for the child and collects its exit code (128 + signal when killed) and captured output.
+CommandResult wait_for(pid_t pid, const std::string& out_path, const std::string& err_path) {
   int status = 0;
   waitpid(pid, &status, 0);
   CommandResult result;
@@ -74,34 +94,31 @@ CommandResult run_crepe(const std::vector<std::string>& args) {
   return result;
 }
 
-CommandResult run_crepe(const std::vector<std::string>& args, const std::string& stdin_text) {
+// Runs crepe with stdout and stderr captured through files; stdin is read from `stdin_text` when
+// given, and otherwise the test's own stdin is inherited.
+CommandResult run_crepe_capturing(const std::vector<std::string>& args, const std::string* stdin_text) {
   TempDir scratch;
   const std::string in_path = scratch.file("stdin");
   const std::string out_path = scratch.file("stdout");
   const std::string err_path = scratch.file("stderr");
-  write_file(in_path, stdin_text);
+  if (stdin_text) write_file(in_path, *stdin_text);
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    if (!freopen(in_path.c_str(), "r", stdin) || !freopen(out_path.c_str(), "w", stdout) ||
+    if ((stdin_text && !freopen(in_path.c_str(), "r", stdin)) || !freopen(out_path.c_str(), "w", stdout) ||
         !freopen(err_path.c_str(), "w", stderr))
       _exit(127);
-    std::vector<char*> argv;
-    std::string binary = CREPE_BINARY;
-    argv.push_back(binary.data());
-    std::vector<std::string> copies = args;
-    for (auto& arg : copies) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    execv(binary.c_str(), argv.data());
-    _exit(127);
+    exec_crepe(args);
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  CommandResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = read_file(out_path);
-  result.err = read_file(err_path);
-  return result;
+  return wait_for(pid, out_path, err_path);
+}
+
+}  // namespace
+
+CommandResult run_crepe(const std::vector<std::string>& args) { return run_crepe_capturing(args, nullptr); }
+
+CommandResult run_crepe(const std::vector<std::string>& args, const std::string& stdin_text) {
+  return run_crepe_capturing(args, &stdin_text);
 }
 
 }  // namespace crepe::test

@@ -1,8 +1,13 @@
 #pragma once
-// Helpers shared by crepe's tests: where the shared data lives, scratch directories, and running
-// the crepe binary as a user would.
+// Helpers shared by crepe's tests: where the shared data lives, scratch directories, running the
+// crepe binary as a user would, expected InputErrors, and llama.cpp's tokenizer test vectors.
+#include <gtest/gtest.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "crepe/core/error.hpp"
 
 namespace crepe::test {
 
@@ -38,5 +43,24 @@ CommandResult run_crepe(const std::vector<std::string>& args, const std::string&
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& contents);
+
+// The message of the InputError `action` throws; fails the test when it throws nothing.
+template <typename Action>
+std::string input_error_of(Action action) {
+  try {
+    action();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an InputError";
+  return "";
+}
+
+// llama.cpp's vocab test vectors, ../shared/tokenizers/vectors/NAME.inp and NAME.out: the generator
+// writes every input followed by "\n__ggml_vocab_test__\n" (so the last input is followed by one
+// too), and one line of ids (without BOS) per input, each id preceded by a space (an empty input
+// gives an empty line).
+std::vector<std::string> vocab_test_inputs(const std::string& name);
+std::vector<std::vector<int32_t>> vocab_test_ids(const std::string& name);
 
 }  // namespace crepe::test

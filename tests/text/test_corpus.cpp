@@ -19,22 +19,12 @@
 namespace crepe::text {
 namespace {
 
+using crepe::test::input_error_of;
 using crepe::test::read_file;
 using crepe::test::shared_path;
 using crepe::test::TempDir;
 using crepe::test::write_file;
 using Ids = std::vector<int32_t>;
-
-template <typename Fn>
-std::string input_error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
 
 const Tokenizer& stories_tokenizer() {
   static const auto tokenizer = load_tokenizer(shared_path("models/stories260k"));

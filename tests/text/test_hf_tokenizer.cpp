@@ -7,10 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -25,46 +23,15 @@
 namespace crepe::text {
 namespace {
 
+using crepe::test::input_error_of;
 using crepe::test::read_file;
 using crepe::test::shared_path;
 using crepe::test::TempDir;
+using crepe::test::vocab_test_ids;
+using crepe::test::vocab_test_inputs;
 using crepe::test::write_file;
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-template <typename Fn>
-std::string input_error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
-
-// llama.cpp's vector files (see test_tokenizer.cpp for the convention): every input is followed
-// by "\n__ggml_vocab_test__\n"; one line of ids (without BOS) per input.
-std::vector<std::string> vector_inputs(const std::string& name) {
-  const std::string file = read_file(shared_path("tokenizers/vectors/" + name + ".inp"));
-  const std::string separator = "\n__ggml_vocab_test__\n";
-  std::vector<std::string> inputs;
-  size_t begin = 0;
-  for (size_t at; (at = file.find(separator, begin)) != std::string::npos; begin = at + separator.size())
-    inputs.push_back(file.substr(begin, at - begin));
-  EXPECT_EQ(begin, file.size()) << "text after the last separator";
-  return inputs;
-}
-
-std::vector<std::vector<int32_t>> vector_outputs(const std::string& name) {
-  std::vector<std::vector<int32_t>> outputs;
-  std::istringstream lines(read_file(shared_path("tokenizers/vectors/" + name + ".out")));
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream ids(line);
-    outputs.emplace_back(std::istream_iterator<int32_t>(ids), std::istream_iterator<int32_t>());
-  }
-  return outputs;
-}
 
 std::string llama3_json() { return shared_path("tokenizers/llama3/tokenizer.json"); }
 std::string mistral_json() { return shared_path("tokenizers/mistral/tokenizer.json"); }
@@ -80,8 +47,8 @@ const HfTokenizer& llama3() {
 // ---- LLaMA-3 (byte-level BPE) ----
 
 TEST(HfLlama3, MatchesEveryLlamaBpeVector) {
-  const auto inputs = vector_inputs("llama-bpe");
-  const auto outputs = vector_outputs("llama-bpe");
+  const auto inputs = vocab_test_inputs("llama-bpe");
+  const auto outputs = vocab_test_ids("llama-bpe");
   ASSERT_EQ(inputs.size(), outputs.size());
   ASSERT_GE(inputs.size(), 40u);
   size_t passed = 0;
@@ -94,7 +61,7 @@ TEST(HfLlama3, MatchesEveryLlamaBpeVector) {
 }
 
 TEST(HfLlama3, DecodeRoundTripsEveryVectorInput) {
-  for (const std::string& input : vector_inputs("llama-bpe")) {
+  for (const std::string& input : vocab_test_inputs("llama-bpe")) {
     EXPECT_EQ(llama3().decode(llama3().encode(input)), input) << "\"" << input << "\"";
   }
 }
@@ -184,8 +151,8 @@ TEST(HfLlama3, LongPreTokensMatchHuggingFace) {
 }
 
 TEST(HfLlama3, EncodesFromSeveralThreadsAtOnce) {
-  const auto inputs = vector_inputs("llama-bpe");
-  const auto outputs = vector_outputs("llama-bpe");
+  const auto inputs = vocab_test_inputs("llama-bpe");
+  const auto outputs = vocab_test_ids("llama-bpe");
   std::vector<int> failures(4, 0);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -314,8 +281,8 @@ TEST(HfSentencePieceDifferential, ConverterMergesAreComplete) {
 
 TEST(HfSentencePieceDifferential, EveryLlamaSpmVectorMatches) {
   const auto& pair = llama2_pair();
-  const auto inputs = vector_inputs("llama-spm");
-  const auto outputs = vector_outputs("llama-spm");
+  const auto inputs = vocab_test_inputs("llama-spm");
+  const auto outputs = vocab_test_ids("llama-spm");
   ASSERT_EQ(inputs.size(), outputs.size());
   ASSERT_GE(inputs.size(), 40u);
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -345,7 +312,7 @@ TEST(HfSentencePieceDifferential, MetaspacePreTokenizerMatchesToo) {
   write_file(dir.file("tokenizer.json"), llama2_tokenizer_json(nullptr, metaspace, decoder).dump());
   const auto hf = HfTokenizer::load(dir.file("tokenizer.json"), TokenizerSettings{});
   const auto& spm = *llama2_pair().spm;
-  for (const std::string& input : vector_inputs("llama-spm")) {
+  for (const std::string& input : vocab_test_inputs("llama-spm")) {
     // Metaspace adds no "▁" to text that starts with a space, where SentencePiece's dummy prefix
     // does: the reason transformers moved to Prepend. Those inputs differ by design.
     if (!input.empty() && input[0] == ' ') continue;
@@ -391,7 +358,7 @@ TEST(HfMistral, CharacterOutsideVocabularyFallsBackToBytes) {
 }
 
 TEST(HfMistral, RoundTripsEveryVectorInput) {
-  for (const std::string& input : vector_inputs("llama-spm")) {
+  for (const std::string& input : vocab_test_inputs("llama-spm")) {
     EXPECT_EQ(mistral().decode(mistral().encode(input)), input) << "\"" << input << "\"";
   }
 }

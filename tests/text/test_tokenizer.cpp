@@ -4,9 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <iterator>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,23 +15,14 @@
 namespace crepe::text {
 namespace {
 
+using crepe::test::input_error_of;
 using crepe::test::read_file;
 using crepe::test::shared_path;
 using crepe::test::TempDir;
+using crepe::test::vocab_test_ids;
+using crepe::test::vocab_test_inputs;
 using crepe::test::write_file;
 namespace fs = std::filesystem;
-
-// The message of the InputError `fn` throws; fails the test when it throws nothing.
-template <typename Fn>
-std::string input_error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
 
 class ReferenceModel : public ::testing::TestWithParam<std::string> {};
 
@@ -61,32 +50,10 @@ TEST_P(ReferenceModel, SpecialTokensAndDescription) {
 INSTANTIATE_TEST_SUITE_P(SharedModels, ReferenceModel, ::testing::Values("stories260k", "mini-llama-6m"),
                          [](const auto& info) { return info.param == "stories260k" ? "stories260k" : "mini_llama_6m"; });
 
-// llama.cpp's vocab test vectors: the generator writes every input followed by
-// "\n__ggml_vocab_test__\n" (so the last input is followed by one too), and one line of ids per
-// input, each id preceded by a space (an empty input gives an empty line).
-std::vector<std::string> split_vector_inputs(const std::string& file) {
-  const std::string separator = "\n__ggml_vocab_test__\n";
-  std::vector<std::string> inputs;
-  size_t begin = 0;
-  for (size_t at; (at = file.find(separator, begin)) != std::string::npos; begin = at + separator.size())
-    inputs.push_back(file.substr(begin, at - begin));
-  EXPECT_EQ(begin, file.size()) << "text after the last separator";
-  return inputs;
-}
-
-std::vector<std::vector<int32_t>> read_vector_outputs(const std::string& file) {
-  std::vector<std::vector<int32_t>> outputs;
-  std::istringstream lines(file);
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream ids(line);
-    outputs.emplace_back(std::istream_iterator<int32_t>(ids), std::istream_iterator<int32_t>());
-  }
-  return outputs;
-}
-
+// llama.cpp's vocab test vectors (test_support.hpp describes the format).
 TEST(SentencePieceVectors, Llama2MatchesEveryCase) {
-  const auto inputs = split_vector_inputs(read_file(shared_path("tokenizers/vectors/llama-spm.inp")));
-  const auto outputs = read_vector_outputs(read_file(shared_path("tokenizers/vectors/llama-spm.out")));
+  const auto inputs = vocab_test_inputs("llama-spm");
+  const auto outputs = vocab_test_ids("llama-spm");
   ASSERT_EQ(inputs.size(), outputs.size());
   ASSERT_GE(inputs.size(), 40u);
 
@@ -99,7 +66,7 @@ TEST(SentencePieceVectors, Llama2MatchesEveryCase) {
 
 TEST(SentencePieceVectors, SplitterKeepsWhitespaceOnlyInputs) {
   // Guards the separator convention: these cases exist only if inputs keep their own newlines.
-  const auto inputs = split_vector_inputs(read_file(shared_path("tokenizers/vectors/llama-spm.inp")));
+  const auto inputs = vocab_test_inputs("llama-spm");
   EXPECT_EQ(inputs.front(), "ied 4 \u00bd months");
   EXPECT_NE(std::find(inputs.begin(), inputs.end(), ""), inputs.end());
   EXPECT_NE(std::find(inputs.begin(), inputs.end(), "\n\n\n"), inputs.end());
