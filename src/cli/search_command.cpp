@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <memory>
 
@@ -26,7 +27,7 @@ namespace {
 using nlohmann::ordered_json;
 
 struct SearchOptions {
-  std::string model, out, stats_path, calib_data, eval_data, layers = "all";
+  std::string model, out, stats_path, calib_data, eval_data, proxy_data, correlate_from, layers = "all";
   double sparsity = 0.5;
   std::string pattern = "unstructured";
   std::string kernels = "1,3,5,7", groups = "layer,row";
@@ -85,11 +86,20 @@ prune::PruneConfig config_of(const search::Candidate& c, const prune::MaskSpec& 
   return config;
 }
 
+// The sequences the network proxies run on: the first calibration windows, or windows of
+// --proxy-data (text from the domain the pruned model will serve, when that is not the calibration's).
+at::Tensor proxy_subsample(const SearchOptions& o, const text::Tokenizer& tokenizer, const at::Tensor& calib, int64_t seqlen) {
+  if (o.proxy_samples == 0) return {};
+  if (o.proxy_data.empty()) return calib.narrow(0, 0, std::min(o.proxy_samples, calib.size(0)));
+  return held_out_windows(tokenizer, o.proxy_data, seqlen, o.proxy_samples).ids;
+}
+
 search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckpt, const at::Tensor& calib,
-                               const std::vector<int64_t>& blocks, const engine::RunnerOptions& run, int64_t seqlen) {
+                               const at::Tensor& proxy_ids, const std::vector<int64_t>& blocks,
+                               const engine::RunnerOptions& run, int64_t seqlen) {
   const nlohmann::json provenance = {{"model", o.model}, {"data", o.calib_data}, {"nsamples", o.nsamples},
                                      {"seqlen", seqlen}, {"seed", o.seed}, {"blocks", blocks},
-                                     {"proxy_samples", o.proxy_samples}};
+                                     {"proxy_samples", o.proxy_samples}, {"proxy_data", o.proxy_data}};
   if (!o.stats_path.empty()) {
     std::string why;
     if (auto cached = search::load_search_stats(o.stats_path, provenance, &why)) {
@@ -98,7 +108,7 @@ search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckp
     }
     spdlog::info("statistics: not reusing {} ({})", o.stats_path, why);
   }
-  auto stats = search::collect_search_stats(ckpt, calib, blocks, run, provenance, o.proxy_samples);
+  auto stats = search::collect_search_stats(ckpt, calib, blocks, run, provenance, proxy_ids);
   if (!o.stats_path.empty()) search::save_search_stats(o.stats_path, stats);
   return stats;
 }
@@ -116,13 +126,53 @@ search::Proxy resolve_proxy(const std::string& name, const search::ProxyInputs& 
   return search::Proxy::ReconDiag;
 }
 
-// Draws N random configurations, computes every proxy and the real perplexity of each, and reports
-// Spearman's rank correlation of each proxy with perplexity.
-ordered_json correlate(const SearchOptions& o, const io::Checkpoint& ckpt, const search::ProxyInputs& inputs,
-                       const prune::MaskSpec& mask, const at::Tensor& calib, const at::Tensor& eval,
-                       const engine::RunnerOptions& run, const std::vector<int64_t>& kernels,
-                       const std::vector<prune::Group>& groups) {
+// N random configurations, uniform in the search box, each (k, group) pair equally likely.
+std::vector<search::Candidate> random_candidates(const SearchOptions& o, const std::vector<int64_t>& kernels,
+                                                 const std::vector<prune::Group>& groups) {
   Rng rng(o.seed + 1);
+  std::vector<search::Candidate> candidates;
+  const auto lo = search::lower_bounds(), hi = search::upper_bounds();
+  for (int64_t i = 0; i < o.correlate; ++i) {
+    std::vector<double> x(3);
+    for (size_t d = 0; d < 3; ++d) x[d] = lo[d] + (hi[d] - lo[d]) * rng.uniform();
+    const int64_t k = kernels[rng.below(kernels.size())];
+    const prune::Group g = groups[rng.below(groups.size())];
+    candidates.push_back(search::candidate_from(x, k, g));
+  }
+  return candidates;
+}
+
+// The configurations and perplexities of an earlier --correlate run, to measure other proxies (or
+// another subsample) against them without pruning and evaluating again.
+std::vector<std::pair<search::Candidate, double>> earlier_samples(const std::string& path) {
+  std::ifstream in(path);
+  require(static_cast<bool>(in), path, "cannot read");
+  std::vector<std::pair<search::Candidate, double>> samples;
+  try {
+    const nlohmann::json document = nlohmann::json::parse(in);  // named: a range-for over a temporary's member dangles
+    for (const auto& s : document.at("samples")) {
+      search::Candidate c;
+      c.crepe.kernel_size = s.at("kernel-size").get<int64_t>();
+      c.crepe.alpha = s.at("alpha").get<double>();
+      c.crepe.beta = s.at("beta").get<double>();
+      c.crepe.gamma = s.at("gamma").get<double>();
+      c.crepe.act_power = s.at("act-power").get<double>();
+      c.group = prune::parse_group(s.at("group").get<std::string>(), path);
+      prune::validate(c.crepe);
+      samples.emplace_back(c, s.at("perplexity").get<double>());
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw_input_error(path, std::string("not a --correlate result: ") + e.what());
+  }
+  require(samples.size() >= 3, path, "needs at least 3 samples");
+  return samples;
+}
+
+// Every available proxy and the perplexity of each configuration (perplexity_of computes or looks
+// it up), and Spearman's rank correlation of each proxy with perplexity.
+ordered_json correlate(const search::ProxyInputs& inputs, const prune::MaskSpec& mask,
+                       const std::vector<search::Candidate>& candidates,
+                       const std::function<double(size_t, const search::Candidate&)>& perplexity_of) {
   std::vector<search::Proxy> measured;
   for (search::Proxy p : search::kAllProxies) {
     std::string why;
@@ -132,15 +182,10 @@ ordered_json correlate(const SearchOptions& o, const io::Checkpoint& ckpt, const
   std::map<search::Proxy, std::vector<double>> proxies;
   std::vector<double> ppl;
   ordered_json samples = ordered_json::array();
-  const auto lo = search::lower_bounds(), hi = search::upper_bounds();
-  for (int64_t i = 0; i < o.correlate; ++i) {
-    std::vector<double> x(3);
-    for (size_t d = 0; d < 3; ++d) x[d] = lo[d] + (hi[d] - lo[d]) * rng.uniform();
-    const int64_t k = kernels[rng.below(kernels.size())];
-    const prune::Group g = groups[rng.below(groups.size())];
-    const search::Candidate c = search::candidate_from(x, k, g);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const search::Candidate& c = candidates[i];
     const auto values = search::proxy_values(inputs, c, mask, measured);
-    const double p = search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run);
+    const double p = perplexity_of(i, c);
     ppl.push_back(p);
     ordered_json sample = search::candidate_json(c);
     sample["perplexity"] = p;
@@ -149,7 +194,7 @@ ordered_json correlate(const SearchOptions& o, const io::Checkpoint& ckpt, const
       sample[search::proxy_name(proxy)] = v;
     }
     samples.push_back(sample);
-    spdlog::info("correlate {}/{}: ppl {:.4f}", i + 1, o.correlate, p);
+    spdlog::info("correlate {}/{}: ppl {:.4f}", i + 1, candidates.size(), p);
   }
   ordered_json result = {{"samples", samples}};
   for (const auto& [proxy, values] : proxies) result["spearman"][search::proxy_name(proxy)] = search::spearman(values, ppl);
@@ -190,6 +235,10 @@ Action add_search_command(CLI::App& app) {
   cmd->add_option("--eval-windows", o->eval_windows, "held-out windows (0: the whole text)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))->capture_default_str();
   cmd->add_option("--correlate", o->correlate, "measure the proxies' rank correlation with perplexity on N random configurations");
+  cmd->add_option("--proxy-data", o->proxy_data,
+                  "text the network proxies run on (default: the first calibration windows)");
+  cmd->add_option("--correlate-from", o->correlate_from,
+                  "measure the proxies against the configurations and perplexities of an earlier --correlate output");
   cmd->add_flag("--resume", o->resume, "continue from OUT.trace.json");
   cmd->add_flag("--json", o->json, "print the result as one JSON document on stdout");
   add_device_options(*cmd, o->device);
@@ -233,10 +282,22 @@ Action add_search_command(CLI::App& app) {
       out["_search"] = {{"objective", "ppl"}, {"perplexity", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"eval_data", o->eval_data}, {"eval_windows", eval.size(0)}};
     } else {
-      const search::SearchStats stats = statistics(*o, ckpt, calib, blocks, run, seqlen);
+      const search::SearchStats stats =
+          statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, seqlen), blocks, run, seqlen);
       const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run);
-      if (o->correlate > 0) {
-        const ordered_json measured = correlate(*o, ckpt, inputs, mask, calib, eval_ids(*o, *tokenizer, seqlen), run, kernels, groups);
+      if (o->correlate > 0 || !o->correlate_from.empty()) {
+        ordered_json measured;
+        if (!o->correlate_from.empty()) {
+          const auto earlier = earlier_samples(o->correlate_from);
+          std::vector<search::Candidate> candidates;
+          for (const auto& sample : earlier) candidates.push_back(sample.first);
+          measured = correlate(inputs, mask, candidates, [&](size_t i, const search::Candidate&) { return earlier[i].second; });
+        } else {
+          const at::Tensor eval = eval_ids(*o, *tokenizer, seqlen);
+          measured = correlate(inputs, mask, random_candidates(*o, kernels, groups), [&](size_t, const search::Candidate& c) {
+            return search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run);
+          });
+        }
         std::ofstream(o->out) << measured.dump(2) << "\n";
         if (o->json) print_json(measured.dump(2));
         for (const auto& [proxy, rho] : measured["spearman"].items()) {

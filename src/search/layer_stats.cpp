@@ -23,14 +23,15 @@ std::string sample_key(int64_t block) { return "block." + std::to_string(block) 
 
 SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids,
                                  const std::vector<int64_t>& blocks, const engine::RunnerOptions& options,
-                                 nlohmann::json provenance, int64_t proxy_samples) {
+                                 nlohmann::json provenance, const at::Tensor& proxy_ids) {
   c10::InferenceMode inference;
   SearchStats stats;
   stats.provenance = std::move(provenance);
   engine::BlockRunner runner(checkpoint, options);
   at::Tensor states = runner.embed(calibration_ids);
   const int64_t last = *std::max_element(blocks.begin(), blocks.end());
-  const int64_t samples = std::min(proxy_samples, calibration_ids.size(0));
+  const bool keep_samples = proxy_ids.defined() && proxy_ids.numel() > 0;
+  at::Tensor sample_states = keep_samples ? runner.embed(proxy_ids) : at::Tensor();
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
     if (std::find(blocks.begin(), blocks.end(), b) != blocks.end()) {
       std::array<prune::StatsAccumulator, model::kLinearInputCount> acc;
@@ -40,10 +41,13 @@ SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Ten
       });
       BlockStats block{b, {}, {}};
       for (int i = 0; i < model::kLinearInputCount; ++i) block.inputs[i] = acc[i].take();
-      if (samples > 0) block.sample_input = block_states.narrow(0, 0, samples).to(at::kCPU, at::kFloat).clone();
+      if (keep_samples) block.sample_input = sample_states.to(at::kCPU, at::kFloat).clone();
       stats.blocks.push_back(std::move(block));
     }
-    if (b < last) runner.forward(weights, block_states);
+    if (b < last) {
+      runner.forward(weights, block_states);
+      if (keep_samples) runner.forward(weights, sample_states);
+    }
   }, last + 1);
   return stats;
 }

@@ -226,6 +226,39 @@ TEST(SearchCli, AutoProxyFollowsTheLayersInUseAndKlNeedsThemAll) {
   EXPECT_NE(no_samples.err.find("--proxy-samples"), std::string::npos) << no_samples.err;
 }
 
+TEST(SearchCli, CorrelationCanBeRemeasuredOnAnotherSubsampleWithoutPruningAgain) {
+  test::TempDir dir;
+  const std::vector<std::string> common = {"search", "--model", test::shared_path("models/stories260k"), "--calib-data",
+                                           test::shared_path("data/tinystories-val.txt"), "--nsamples", "4", "--seqlen",
+                                           "32", "--kernels", "3,5", "-q"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = common;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_crepe(args);
+  };
+  const auto first = with({"--correlate", "4", "--eval-data", test::shared_path("data/wikitext2-test.txt"),
+                           "--eval-windows", "2", "--out", dir.file("first.json")});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const auto again = with({"--correlate-from", dir.file("first.json"), "--proxy-data",
+                           test::shared_path("data/wikitext2-test.txt"), "--out", dir.file("again.json")});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const auto a = nlohmann::json::parse(test::read_file(dir.file("first.json")));
+  const auto b = nlohmann::json::parse(test::read_file(dir.file("again.json")));
+  ASSERT_EQ(a.at("samples").size(), 4u);
+  ASSERT_EQ(b.at("samples").size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(a["samples"][i]["perplexity"], b["samples"][i]["perplexity"]);  // looked up, not re-measured
+    EXPECT_EQ(a["samples"][i]["gamma"], b["samples"][i]["gamma"]);
+    EXPECT_EQ(a["samples"][i]["recon"], b["samples"][i]["recon"]);            // same calibration statistics
+    EXPECT_NE(a["samples"][i]["kl"], b["samples"][i]["kl"]);                  // another subsample
+  }
+  EXPECT_TRUE(b.at("spearman").contains("kl"));
+  test::write_file(dir.file("bad.json"), R"({"samples": [{"kernel-size": 3}]})");
+  const auto bad = with({"--correlate-from", dir.file("bad.json"), "--out", dir.file("x.json")});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("bad.json"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace crepe
 

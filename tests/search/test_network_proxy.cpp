@@ -25,7 +25,8 @@ struct Fixture {
     run.progress = false;
     at::manual_seed(11);
     ids = at::randint(ckpt.config().vocab_size, {6, 24}, at::TensorOptions().dtype(at::kLong));
-    stats = collect_search_stats(ckpt, ids, blocks, run, {{"blocks", blocks}}, samples);
+    const at::Tensor proxy_ids = samples > 0 ? ids.narrow(0, 0, samples) : at::Tensor();
+    stats = collect_search_stats(ckpt, ids, blocks, run, {{"blocks", blocks}}, proxy_ids);
     inputs = proxy_inputs(ckpt, stats, run);
   }
 

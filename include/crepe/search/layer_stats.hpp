@@ -29,11 +29,12 @@ struct SearchStats {
   nlohmann::json provenance;  // model, data, nsamples, seqlen, seed, blocks: what produced these
 };
 
-// One dense streamed pass over blocks 0..max(blocks); statistics kept for `blocks` only, and the
-// inputs of the first `proxy_samples` sequences (0: none).
+// One dense streamed pass over blocks 0..max(blocks); statistics kept for `blocks` only, and each
+// one's input hidden states for the sequences `proxy_ids` ([samples, seqlen]; undefined: none),
+// which the network proxies run on (the first calibration sequences, or held-out text).
 SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids,
                                  const std::vector<int64_t>& blocks, const engine::RunnerOptions& options,
-                                 nlohmann::json provenance, int64_t proxy_samples = 0);
+                                 nlohmann::json provenance, const at::Tensor& proxy_ids = {});
 
 void save_search_stats(const std::string& path, const SearchStats& stats);
 // nullopt (with the reason in `why`) when the file is absent or was made for another request;
