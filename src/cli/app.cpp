@@ -14,6 +14,7 @@
 #include <iostream>
 
 #include "crepe/cli/commands.hpp"
+#include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
 #include "crepe/core/progress.hpp"
 
@@ -36,6 +37,10 @@ void add_device_options_impl(CLI::App& command, DeviceOptions& options) {
   command.add_option("--batch-size", options.batch_size, "sequences per forward call (0: from a memory budget)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
+  command.add_option("--max-device-activations", options.max_device_activations_gib,
+                     "GiB of hidden states kept on the device; more stay in pinned host memory")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -46,6 +51,14 @@ std::string& command_line() {
 }
 
 void add_device_options(CLI::App& command, DeviceOptions& options) { add_device_options_impl(command, options); }
+
+engine::RunnerOptions runner_options(const DeviceOptions& options) {
+  engine::RunnerOptions run;
+  run.placement = make_placement(options.device, options.dtype);
+  run.batch_size = options.batch_size;
+  run.max_device_activation_bytes = static_cast<int64_t>(options.max_device_activations_gib * double(int64_t{1} << 30));
+  return run;
+}
 
 void print_json(const std::string& document) {
   std::fwrite(document.data(), 1, document.size(), stdout);

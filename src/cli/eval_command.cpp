@@ -51,15 +51,13 @@ Action add_eval_command(CLI::App& app) {
 
   return [options]() {
     c10::InferenceMode inference;
-    const Placement placement = make_placement(options->device.device, options->device.dtype);
+    engine::RunnerOptions run = runner_options(options->device);  // checks --device/--dtype first
+    const Placement placement = run.placement;
     const io::Checkpoint ckpt = io::Checkpoint::open(options->model);
     if (options->check_finite) ckpt.check_finite();
     const auto tokenizer = model_tokenizer(options->model, options->tokenizer_kind);
     const int64_t seqlen = capped_seqlen(options->seqlen, ckpt, "--seqlen");
     const text::EvalWindows windows = held_out_windows(*tokenizer, options->data, seqlen, options->max_windows);
-    engine::RunnerOptions run;
-    run.placement = placement;
-    run.batch_size = options->device.batch_size;
     run.progress_label = "eval";
     const eval::PerplexityResult result = eval::perplexity(ckpt, windows.ids, run);
     if (options->json) {

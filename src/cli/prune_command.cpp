@@ -282,7 +282,8 @@ Action add_prune_command(CLI::App& app) {
     c10::InferenceMode inference;
     const auto start = Clock::now();
     const prune::PruneConfig config = prune_config(*o);
-    const Placement placement = make_placement(o->device.device, o->device.dtype);
+    engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
+    const Placement placement = run.placement;
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
     if (o->check_finite) ckpt.check_finite();
     // Both check the output before any long work; the partial run first, as resuming clears what a
@@ -292,9 +293,6 @@ Action add_prune_command(CLI::App& app) {
     if (o->resume) spdlog::info("resuming: {} block(s) already finished in {}", partial.completed_blocks(), partial.dir());
     install_interrupt_handler();
 
-    engine::RunnerOptions run;
-    run.placement = placement;
-    run.batch_size = o->device.batch_size;
     auto t = Clock::now();
     const Calibration calibration = calibrate(*o, ckpt, config, placement);
     const double calibration_seconds = since(t);

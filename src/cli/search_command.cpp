@@ -246,7 +246,8 @@ Action add_search_command(CLI::App& app) {
   return [o]() {
     c10::InferenceMode inference;
     const auto start = std::chrono::steady_clock::now();
-    const Placement placement = make_placement(o->device.device, o->device.dtype);
+    engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
+    const Placement placement = run.placement;
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
     prune::MaskSpec mask;
     mask.pattern = prune::parse_pattern(o->pattern);
@@ -256,9 +257,6 @@ Action add_search_command(CLI::App& app) {
     const auto groups = parse_groups(o->groups);
     const auto blocks = search::parse_layer_selection(o->layers, ckpt.num_layers(), "--layers");
     const int64_t seqlen = capped_seqlen(o->seqlen, ckpt, "--seqlen");
-    engine::RunnerOptions run;
-    run.placement = placement;
-    run.batch_size = o->device.batch_size;
     run.progress = false;
 
     const auto tokenizer = model_tokenizer(o->model);

@@ -28,8 +28,20 @@ int64_t BlockRunner::batch_size(int64_t seqlen) const {
 }
 
 at::Tensor BlockRunner::embed(const at::Tensor& ids) const {
-  at::Tensor table = checkpoint_.load_embedding(options_.placement);
-  return model::embed_tokens(table, ids);
+  const at::Tensor table = checkpoint_.load_embedding(options_.placement);
+  const int64_t count = ids.size(0), seqlen = ids.size(1);
+  const int64_t bytes = count * seqlen * table.size(1) * static_cast<int64_t>(table.element_size());
+  if (bytes <= options_.max_device_activation_bytes) return model::embed_tokens(table, ids);
+  // Embedded a batch at a time, so the device never holds more than one batch of them.
+  const bool pin = options_.placement.device.is_cuda();
+  at::Tensor host = at::empty({count, seqlen, table.size(1)},
+                              at::TensorOptions().dtype(table.scalar_type()).device(at::kCPU).pinned_memory(pin));
+  const int64_t batch = batch_size(seqlen);
+  for (int64_t start = 0; start < count; start += batch) {
+    const int64_t n = std::min(batch, count - start);
+    host.narrow(0, start, n).copy_(model::embed_tokens(table, ids.narrow(0, start, n)));
+  }
+  return host;
 }
 
 void BlockRunner::run_batches(const model::BlockWeights& weights, const at::Tensor& states,
@@ -42,7 +54,9 @@ void BlockRunner::run_batches(const model::BlockWeights& weights, const at::Tens
   for (int64_t start = 0; start < count; start += batch) {
     const int64_t n = std::min(batch, count - start);
     at::Tensor slice = states.narrow(0, start, n);
-    at::Tensor output = model::block_forward(config, weights, slice.to(placement.device, placement.compute_dtype), rope, observer);
+    // non_blocking: from pinned host memory the upload overlaps the work queued before it.
+    at::Tensor output = model::block_forward(
+        config, weights, slice.to(placement.device, placement.compute_dtype, /*non_blocking=*/true), rope, observer);
     if (write_back) slice.copy_(output);
   }
 }

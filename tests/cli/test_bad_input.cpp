@@ -327,6 +327,7 @@ std::vector<BadCase> bad_cases() {
   prune_option("UnknownAllocation", {"--allocation", "greedy"}, "--allocation", "unknown allocation 'greedy'");
   prune_option("NegativeNsamples", {"--nsamples", "-3"}, "--nsamples", "-3");
   prune_option("DeviceCuda", {"--device", "cuda"}, "--device", "no CUDA device");
+  prune_option("NegativeDeviceActivations", {"--max-device-activations", "-1"}, "--max-device-activations", "-1");
   prune_option("UnknownOption", {"--sparsty", "0.5"}, "--sparsty", "not expected");
   cases.push_back({"Eval_DeviceCuda", nullptr, [](const Env& env) { return eval_args(env, {"--device", "cuda:0"}); },
                    literal("--device"), "no CUDA device"});

@@ -54,6 +54,23 @@ TEST(Device, PerplexityMatchesTheCpuInFloat32) {
   EXPECT_NEAR(a, b, 1e-3 * a);
 }
 
+TEST(Device, HostResidentActivationsInPinnedMemoryGiveTheSamePerplexity) {
+  REQUIRE_CUDA();
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
+  at::manual_seed(2);
+  const at::Tensor ids = at::randint(4096, {6, 64}, at::TensorOptions().dtype(at::kLong));
+  engine::RunnerOptions resident, hosted;
+  resident.progress = hosted.progress = false;
+  resident.placement.device = hosted.placement.device = c10::Device(c10::kCUDA, 0);
+  hosted.max_device_activation_bytes = 0;  // every state in pinned host memory, uploaded per batch
+  hosted.batch_size = 4;
+  engine::BlockRunner runner(ckpt, hosted);
+  const at::Tensor states = runner.embed(ids);
+  EXPECT_TRUE(states.device().is_cpu());
+  EXPECT_TRUE(states.is_pinned());
+  EXPECT_NEAR(eval::perplexity(ckpt, ids, resident).perplexity, eval::perplexity(ckpt, ids, hosted).perplexity, 1e-6);
+}
+
 TEST(Device, CpuOnlyBuildsRefuseCudaClearly) {
   if (have_cuda()) GTEST_SKIP() << "this build has CUDA";
   const auto r = test::run_crepe({"eval", "--model", test::shared_path("models/stories260k"), "--data",

@@ -57,6 +57,24 @@ TEST(BlockRunner, StopsBeforeTheEndBlockWhenGiven) {
   EXPECT_EQ(visited, (std::vector<int64_t>{0, 1, 2, 3, 4}));
 }
 
+TEST(BlockRunner, StatesPastTheDeviceBudgetStayOnTheHostWithTheSameResults) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  const at::Tensor ids = random_ids(7, 16, ckpt.config().vocab_size);
+  RunnerOptions resident;
+  resident.progress = false;
+  resident.batch_size = 3;  // 7 sequences: the host path embeds in three batches
+  RunnerOptions hosted = resident;
+  hosted.max_device_activation_bytes = 0;
+  BlockRunner a(ckpt, resident), b(ckpt, hosted);
+  at::Tensor sa = a.embed(ids), sb = b.embed(ids);
+  EXPECT_TRUE(sb.device().is_cpu());
+  EXPECT_TRUE(at::equal(sa, sb));
+  a.forward_all(sa);
+  b.forward_all(sb);
+  EXPECT_TRUE(at::equal(sa, sb));
+}
+
 TEST(BlockRunner, BatchSizeDoesNotChangeResults) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));

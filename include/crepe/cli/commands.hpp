@@ -4,6 +4,8 @@
 #include <functional>
 #include <string>
 
+#include "crepe/engine/runner.hpp"
+
 namespace CLI {
 class App;
 }
@@ -26,8 +28,11 @@ struct DeviceOptions {
   std::string device = "cpu";
   std::string dtype = "fp32";
   int64_t batch_size = 0;
+  double max_device_activations_gib = 16;
 };
 void add_device_options(CLI::App& command, DeviceOptions& options);
+// The engine's options for those (placement checked: InputError naming --device or --dtype).
+engine::RunnerOptions runner_options(const DeviceOptions& options);
 
 // Writes one JSON document to stdout (the only thing a --json run prints there).
 void print_json(const std::string& document);

@@ -19,6 +19,11 @@ namespace crepe::engine {
 struct RunnerOptions {
   Placement placement;
   int64_t batch_size = 0;  // sequences per forward call; 0 picks one from a memory budget
+  // Hidden states of all sequences larger than this stay in host memory (pinned when the device is
+  // CUDA, so each batch's upload is a plain DMA copy) and travel to the device a batch at a time;
+  // smaller ones live on the device. Long calibrations of big models need the host: 128 x 2048
+  // tokens of a 8192-wide model are 8 GiB in bf16.
+  int64_t max_device_activation_bytes = int64_t{16} << 30;
   bool progress = true;
   std::string progress_label = "blocks";
 };
@@ -27,7 +32,8 @@ class BlockRunner {
  public:
   BlockRunner(const io::Checkpoint& checkpoint, RunnerOptions options);
 
-  // ids int64 [N, T] -> hidden states [N, T, hidden] in the compute dtype on the device.
+  // ids int64 [N, T] -> hidden states [N, T, hidden] in the compute dtype, on the device or, past
+  // max_device_activation_bytes, in host memory (see RunnerOptions).
   at::Tensor embed(const at::Tensor& ids) const;
 
   // states <- block(states), batch by batch; the observer sees every batch's linear inputs.
