@@ -32,6 +32,10 @@ if [ $built = 0 ]; then
       --device cuda --dtype "$dtype" --calib-data "$SHARED/data/tinystories-val.txt" --nsamples 32 --seqlen 2048 \
       > "$OUT/prune-7b-shape-$dtype.json" 2> "$OUT/prune-7b-shape-$dtype.log"
   done
+  # The same with every hidden state in pinned host memory (what long calibrations of big models do).
+  timeout 120 build-gpu/crepe prune --model /tmp/crepe-7b-shape --out /tmp/crepe-7b-pruned --force -q --json \
+    --device cuda --dtype bf16 --max-device-activations 0 --calib-data "$SHARED/data/tinystories-val.txt" --nsamples 32 \
+    --seqlen 2048 > "$OUT/prune-7b-shape-bf16-host-activations.json" 2> "$OUT/prune-7b-shape-bf16-host-activations.log"
   nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv > "$OUT/nvidia-smi.csv" 2>&1
   summary+=("$(status benchmark true)")
 fi
