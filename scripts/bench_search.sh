@@ -12,7 +12,8 @@
 # Writes $OUT/search-<model>.json and $OUT/transfer.json, prints markdown tables.
 # Environment: BUILD_DIR, CREPE_SHARED_DIR, OUT (bench-results/search), MODELS, SPARSITY_<model>
 # (stories260k 0.6, mini-llama-6m 0.7: where methods separate), SAMPLES (40), NSAMPLES (64),
-# HILL_BUDGET (40), PHO_BUDGET (400), SEARCH_WINDOWS (64: the searches' held-out slice).
+# HILL_BUDGET (40), PHO_BUDGET (crepe search's default per proxy), SEARCH_WINDOWS (64: the searches'
+# held-out slice).
 # Reruns reuse finished correlation files, searches (their JSON records their time) and statistics caches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ MODELS=${MODELS:-"stories260k mini-llama-6m"}
 SAMPLES=${SAMPLES:-40}
 NSAMPLES=${NSAMPLES:-64}
 HILL_BUDGET=${HILL_BUDGET:-40}
-PHO_BUDGET=${PHO_BUDGET:-400}
+PHO_BUDGET=${PHO_BUDGET:-0}  # 0: crepe search's default
 SEARCH_WINDOWS=${SEARCH_WINDOWS:-64}
 CREPE="$BUILD/crepe"
 DATA_DIR="$OUT/data"

@@ -33,7 +33,7 @@ struct SearchOptions {
   std::string kernels = "1,3,5,7", groups = "layer,row";
   std::string proxy = "auto", objective = "proxy";
   bool maximize = false;
-  int64_t budget = 0;  // 0: 400 proxy evaluations, or 40 perplexity evaluations
+  int64_t budget = 0;  // 0: search::default_budget(proxy), or 40 perplexity evaluations
   int64_t nsamples = 128, seqlen = 2048, eval_windows = 64, correlate = 0, proxy_samples = 8;
   uint64_t seed = 0;
   bool resume = false, json = false;
@@ -226,7 +226,7 @@ Action add_search_command(CLI::App& app) {
   cmd->add_flag("--maximize", o->maximize, "maximize the proxy instead of minimizing it");
   cmd->add_option("--objective", o->objective, "proxy (PHO) or ppl (hill climbing on real perplexity)")
       ->check(CLI::IsMember({"proxy", "ppl"}))->capture_default_str();
-  cmd->add_option("--budget", o->budget, "evaluations (default 400 proxy / 40 perplexity)")
+  cmd->add_option("--budget", o->budget, "evaluations (default: 160 for block_out and kl, 400 for the other proxies, 40 for --objective ppl)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
   cmd->add_option("--proxy-samples", o->proxy_samples,
                   "calibration sequences the network proxies (block_out, kl) run on; 0 keeps none")
@@ -308,7 +308,7 @@ Action add_search_command(CLI::App& app) {
       pho.maximize = o->maximize;
       pho.kernels = kernels;
       pho.groups = groups;
-      pho.budget = o->budget > 0 ? o->budget : 400;
+      pho.budget = o->budget > 0 ? o->budget : search::default_budget(pho.proxy);
       pho.seed = o->seed;
       pho.trace_path = o->out + ".trace.json";
       pho.resume = o->resume;

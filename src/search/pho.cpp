@@ -46,6 +46,8 @@ void write_trace(const std::string& path, const nlohmann::json& trace) {
 
 }  // namespace
 
+int64_t default_budget(Proxy proxy) { return runs_network(proxy) ? 160 : 400; }
+
 Candidate candidate_from(const std::vector<double>& x, int64_t kernel, prune::Group group) {
   Candidate c;
   c.crepe.kernel_size = kernel;

@@ -42,6 +42,11 @@ struct SearchResult {
   nlohmann::json summary;  // per (k, group): best value, evaluations
 };
 
+// Proxy evaluations when --budget is not given: 400 for the statistics proxies (milliseconds each);
+// 160 for block_out and kl, which run the network per evaluation: on stories260k at 60%, 80 and 160
+// kl evaluations found the same configuration as 448 did (README, "PHO against hill climbing").
+int64_t default_budget(Proxy proxy);
+
 struct PhoOptions {
   Proxy proxy = Proxy::ReconDiag;
   bool maximize = false;  // the proxy's direction, as measured
