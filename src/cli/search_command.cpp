@@ -229,12 +229,13 @@ Action add_search_command(CLI::App& app) {
   cmd->add_option("--budget", o->budget, "evaluations (default: 160 for block_out and kl, 400 for the other proxies, 40 for --objective ppl)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
   cmd->add_option("--proxy-samples", o->proxy_samples,
-                  "calibration sequences the network proxies (block_out, kl) run on; 0 keeps none")
+                  "sequences the network proxies (block_out, kl) run on; 0 keeps none")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))->capture_default_str();
   cmd->add_option("--eval-data", o->eval_data, "held-out text for --objective ppl and --correlate");
   cmd->add_option("--eval-windows", o->eval_windows, "held-out windows (0: the whole text)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))->capture_default_str();
-  cmd->add_option("--correlate", o->correlate, "measure the proxies' rank correlation with perplexity on N random configurations");
+  cmd->add_option("--correlate", o->correlate, "measure the proxies' rank correlation with perplexity on N random configurations")
+      ->check(CLI::Range(int64_t{0}, int64_t{100000}));
   cmd->add_option("--proxy-data", o->proxy_data,
                   "text the network proxies run on (default: the first calibration windows)");
   cmd->add_option("--correlate-from", o->correlate_from,
