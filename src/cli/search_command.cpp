@@ -279,7 +279,8 @@ Action add_search_command(CLI::App& app) {
       const nlohmann::json best = search::candidate_json(result.best);
       for (const auto& [key, value] : best.items()) out[key] = value;
       out["_search"] = {{"objective", "ppl"}, {"perplexity", result.best_value}, {"evaluations", result.evaluations},
-                        {"seconds", result.seconds}, {"eval_data", o->eval_data}, {"eval_windows", eval.size(0)}};
+                        {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
+                        {"seconds_to_best", result.seconds_to_best}, {"eval_data", o->eval_data}, {"eval_windows", eval.size(0)}};
     } else {
       const search::SearchStats stats =
           statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, seqlen), blocks, run, seqlen);
@@ -321,7 +322,8 @@ Action add_search_command(CLI::App& app) {
       for (const auto& [key, value] : best.items()) out[key] = value;
       out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", o->maximize ? "maximize" : "minimize"},
                         {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
-                        {"seconds", result.seconds}, {"per_kernel_and_group", result.summary}, {"blocks", blocks}};
+                        {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
+                        {"seconds_to_best", result.seconds_to_best}, {"per_kernel_and_group", result.summary}, {"blocks", blocks}};
     }
     out["_calibration"] = {{"data", o->calib_data}, {"nsamples", o->nsamples}, {"seqlen", seqlen}, {"seed", o->seed}};
     out["_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -98,6 +98,8 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   nlohmann::json trace = options.resume ? read_trace(options.trace_path) : nlohmann::json::object();
   const int64_t pairs = static_cast<int64_t>(options.kernels.size() * options.groups.size());
   const int64_t per_pair = std::max<int64_t>(8, options.budget / std::max<int64_t>(1, pairs));
+  int64_t evaluated = 0;  // in this run (a resumed run counts from its start)
+  double running_best = kInfinity;
 
   for (int64_t kernel : options.kernels) {
     for (prune::Group group : options.groups) {
@@ -120,6 +122,12 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
           const double value = proxy_values(inputs, c, mask, {options.proxy}).at(options.proxy);
           fitness.push_back(sign * value);
           result.trace.push_back({c, value});
+          ++evaluated;
+          if (sign * value < running_best) {  // the overall best so far, whichever pair found it
+            running_best = sign * value;
+            result.evaluations_to_best = evaluated;
+            result.seconds_to_best = since(start);
+          }
           if (sign * value < pair_best) {
             pair_best = sign * value;
             pair_best_x = x;
@@ -167,6 +175,8 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
   double best_value = perplexity_of(best);
   result.trace.push_back({best, best_value});
   result.evaluations = 1;
+  result.evaluations_to_best = 1;
+  result.seconds_to_best = since(t0);
   double factor = 2.0, a_step = 0.2;
   auto neighbours = [&](const Candidate& c) {
     std::vector<Candidate> out;
@@ -201,6 +211,8 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
         best_value = value;
         best = n;
         improved = true;
+        result.evaluations_to_best = result.evaluations;
+        result.seconds_to_best = since(t0);
         break;  // first improvement: move, then look around the new point
       }
     }

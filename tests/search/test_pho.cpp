@@ -92,6 +92,10 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   EXPECT_LE(result.best_value, start);
   EXPECT_GE(result.evaluations, 30);
   EXPECT_NEAR(recon_diag(result.best), result.best_value, 1e-12);
+  ASSERT_GE(result.evaluations_to_best, 1);
+  ASSERT_LE(result.evaluations_to_best, result.evaluations);
+  EXPECT_DOUBLE_EQ(result.trace[result.evaluations_to_best - 1].value, result.best_value);  // when it was found
+  EXPECT_LE(result.seconds_to_best, result.seconds);
   // Resuming a finished search re-evaluates nothing and returns the same best point.
   options.resume = true;
   const SearchResult resumed = pho_search(inputs, mask, options);
@@ -146,6 +150,9 @@ TEST(Pho, HillClimbingFindsTheMinimumOfASmoothObjective) {
   EXPECT_NEAR(r.best.crepe.gamma, 0.25, 1e-9);
   EXPECT_NEAR(r.best.crepe.act_power, 0.3, 1e-9);
   EXPECT_LE(r.evaluations, 200);
+  ASSERT_GE(r.evaluations_to_best, 1);
+  EXPECT_DOUBLE_EQ(r.trace[r.evaluations_to_best - 1].value, r.best_value);
+  EXPECT_LT(r.trace[r.evaluations_to_best - 1].value, objective(start));
 }
 
 TEST(Pho, LayerSelection) {

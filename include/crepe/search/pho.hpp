@@ -38,6 +38,8 @@ struct SearchResult {
   double best_value = 0;
   int64_t evaluations = 0;
   double seconds = 0;
+  int64_t evaluations_to_best = 0;  // the evaluation (1-based) that found `best`, and when
+  double seconds_to_best = 0;
   std::vector<TracePoint> trace;
   nlohmann::json summary;  // per (k, group): best value, evaluations
 };
