@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <thread>
@@ -39,7 +40,14 @@ void add_device_options_impl(CLI::App& command, DeviceOptions& options) {
       ->capture_default_str();
   command.add_option("--max-device-activations", options.max_device_activations_gib,
                      "GiB of hidden states kept on the device; more stay in pinned host memory")
-      ->check(CLI::Range(0.0, 1e6))
+      ->check(CLI::Range(0.0, 1e6))  // NaN fails a range check only by accident: refused below
+      ->check([](const std::string& text) {
+        try {
+          return std::isfinite(std::stod(text)) ? std::string() : std::string("must be a finite number of GiB");
+        } catch (const std::exception&) {
+          return std::string("must be a number of GiB");
+        }
+      })
       ->capture_default_str();
 }
 

@@ -113,17 +113,31 @@ search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckp
   return stats;
 }
 
-// "auto": the proxy that ranked configurations best in our measurements (README, "Choosing PHO's
+// "auto": the proxy that ranked configurations best in our measurements (README, "PHO: choosing the
 // proxy") among those the statistics allow: kl needs every block, block_out a subsample.
-search::Proxy resolve_proxy(const std::string& name, const search::ProxyInputs& inputs) {
+search::Proxy resolve_proxy(const std::string& name, const search::SearchStats& stats, int64_t num_layers) {
   if (name != "auto") return search::parse_proxy(name);
-  for (search::Proxy p : {search::Proxy::Kl, search::Proxy::BlockOut, search::Proxy::ReconDiag}) {
-    if (search::available(p, inputs)) {
-      spdlog::info("proxy: {} (auto)", search::proxy_name(p));
-      return p;
+  const bool samples = !stats.blocks.empty() && stats.blocks.front().sample_input.defined();
+  const bool whole_model = static_cast<int64_t>(stats.blocks.size()) == num_layers;
+  const search::Proxy proxy = samples ? (whole_model ? search::Proxy::Kl : search::Proxy::BlockOut) : search::Proxy::ReconDiag;
+  spdlog::info("proxy: {} (auto)", search::proxy_name(proxy));
+  return proxy;
+}
+
+// Option combinations that would silently ignore one of the options.
+void refuse_conflicts(const SearchOptions& o, const CLI::App& cmd) {
+  require(o.correlate == 0 || o.correlate_from.empty(), "--correlate-from", "cannot be combined with --correlate");
+  require(o.proxy_data.empty() || o.proxy_samples > 0, "--proxy-data", "needs --proxy-samples > 0");
+  if (o.objective == "ppl") {
+    for (const char* option : {"--proxy", "--proxy-data", "--correlate", "--correlate-from", "--maximize"}) {
+      require(cmd.count(option) == 0, option, "does not apply to --objective ppl (hill climbing on perplexity)");
     }
   }
-  return search::Proxy::ReconDiag;
+}
+
+// What a --correlate run measured: the model and the sparsity or pattern its perplexities are for.
+std::string target_of(const SearchOptions& o, const prune::MaskSpec& mask) {
+  return o.model + " at " + (mask.pattern.structured() ? mask.pattern.str() : std::to_string(mask.sparsity));
 }
 
 // N random configurations, uniform in the search box, each (k, group) pair equally likely.
@@ -144,7 +158,7 @@ std::vector<search::Candidate> random_candidates(const SearchOptions& o, const s
 
 // The configurations and perplexities of an earlier --correlate run, to measure other proxies (or
 // another subsample) against them without pruning and evaluating again.
-std::vector<std::pair<search::Candidate, double>> earlier_samples(const std::string& path) {
+std::vector<std::pair<search::Candidate, double>> earlier_samples(const std::string& path, const std::string& target) {
   std::ifstream in(path);
   require(static_cast<bool>(in), path, "cannot read");
   std::vector<std::pair<search::Candidate, double>> samples;
@@ -158,9 +172,16 @@ std::vector<std::pair<search::Candidate, double>> earlier_samples(const std::str
       c.crepe.gamma = s.at("gamma").get<double>();
       c.crepe.act_power = s.at("act-power").get<double>();
       c.group = prune::parse_group(s.at("group").get<std::string>(), path);
-      prune::validate(c.crepe);
+      try {
+        prune::validate(c.crepe);
+      } catch (const InputError& e) {
+        throw_input_error(path, "sample " + std::to_string(samples.size()) + ": " + e.what());
+      }
       samples.emplace_back(c, s.at("perplexity").get<double>());
     }
+    // Perplexities measured for another target would make the correlation meaningless.
+    require(document.value("target", std::string()) == target, path,
+            "was measured for " + document.value("target", std::string("an unrecorded target")) + ", not " + target);
   } catch (const nlohmann::json::exception& e) {
     throw_input_error(path, std::string("not a --correlate result: ") + e.what());
   }
@@ -244,11 +265,12 @@ Action add_search_command(CLI::App& app) {
   cmd->add_flag("--json", o->json, "print the result as one JSON document on stdout");
   add_device_options(*cmd, o->device);
 
-  return [o]() {
+  return [o, cmd]() {
     c10::InferenceMode inference;
     const auto start = std::chrono::steady_clock::now();
     engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
     const Placement placement = run.placement;
+    refuse_conflicts(*o, *cmd);
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
     prune::MaskSpec mask;
     mask.pattern = prune::parse_pattern(o->pattern);
@@ -284,11 +306,13 @@ Action add_search_command(CLI::App& app) {
     } else {
       const search::SearchStats stats =
           statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, seqlen), blocks, run, seqlen);
-      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run);
-      if (o->correlate > 0 || !o->correlate_from.empty()) {
+      const bool correlating = o->correlate > 0 || !o->correlate_from.empty();
+      const search::Proxy proxy = resolve_proxy(o->proxy, stats, ckpt.num_layers());
+      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, correlating || search::runs_network(proxy));
+      if (correlating) {
         ordered_json measured;
         if (!o->correlate_from.empty()) {
-          const auto earlier = earlier_samples(o->correlate_from);
+          const auto earlier = earlier_samples(o->correlate_from, target_of(*o, mask));
           std::vector<search::Candidate> candidates;
           for (const auto& sample : earlier) candidates.push_back(sample.first);
           measured = correlate(inputs, mask, candidates, [&](size_t i, const search::Candidate&) { return earlier[i].second; });
@@ -298,6 +322,7 @@ Action add_search_command(CLI::App& app) {
             return search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run);
           });
         }
+        measured["target"] = target_of(*o, mask);
         std::ofstream(o->out) << measured.dump(2) << "\n";
         if (o->json) print_json(measured.dump(2));
         for (const auto& [proxy, rho] : measured["spearman"].items()) {
@@ -306,7 +331,7 @@ Action add_search_command(CLI::App& app) {
         return 0;
       }
       search::PhoOptions pho;
-      pho.proxy = resolve_proxy(o->proxy, inputs);
+      pho.proxy = proxy;
       pho.maximize = o->maximize;
       pho.kernels = kernels;
       pho.groups = groups;

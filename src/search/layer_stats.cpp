@@ -100,8 +100,9 @@ std::optional<SearchStats> load_search_stats(const std::string& path, const nloh
     }
     if (file->contains(sample_key(b))) {
       block.sample_input = file->load(sample_key(b)).to(at::kFloat);
-      require(block.sample_input.dim() == 3 && block.sample_input.size(2) == block.inputs[0].sq_sum.size(0), path,
-              "subsample hidden states do not match the model's width");
+      require(block.sample_input.dim() == 3 && block.sample_input.size(0) > 0 && block.sample_input.size(1) > 0 &&
+                  block.sample_input.size(2) == block.inputs[0].sq_sum.size(0),
+              path, "subsample hidden states do not match the model's width");
     }
     stats.blocks.push_back(std::move(block));
   }

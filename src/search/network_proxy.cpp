@@ -64,7 +64,8 @@ double NetworkProxy::block_output_error(const std::vector<at::Tensor>& pruned) c
 }
 
 at::Tensor NetworkProxy::log_probs(const at::Tensor& final_states, int64_t first, int64_t count) const {
-  const at::Tensor states = final_states.narrow(0, first, count);
+  // The subsample's states live on the host in float32; the head on the device in the compute dtype.
+  const at::Tensor states = final_states.narrow(0, first, count).to(final_norm_.device(), final_norm_.scalar_type());
   return at::log_softmax(model::output_logits(checkpoint_.config(), final_norm_, lm_head_, states).to(at::kFloat), -1);
 }
 

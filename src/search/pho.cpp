@@ -67,7 +67,8 @@ nlohmann::json candidate_json(const Candidate& c) {
           {"gamma", c.crepe.gamma},             {"act-power", c.crepe.act_power}, {"group", prune::group_name(c.group)}};
 }
 
-ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options) {
+ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options,
+                         bool network) {
   ProxyInputs inputs;
   std::vector<int64_t> blocks;
   std::vector<model::BlockWeights> dense;
@@ -83,7 +84,7 @@ ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& st
     samples.push_back(block.sample_input);
   }
   const bool have_samples = !samples.empty() && std::all_of(samples.begin(), samples.end(), [](const at::Tensor& t) { return t.defined(); });
-  if (have_samples) {
+  if (network && have_samples) {
     inputs.network = std::make_shared<NetworkProxy>(checkpoint, std::move(blocks), std::move(dense), std::move(samples), options);
   }
   return inputs;
@@ -98,8 +99,12 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   nlohmann::json trace = options.resume ? read_trace(options.trace_path) : nlohmann::json::object();
   const int64_t pairs = static_cast<int64_t>(options.kernels.size() * options.groups.size());
   const int64_t per_pair = std::max<int64_t>(8, options.budget / std::max<int64_t>(1, pairs));
-  int64_t evaluated = 0;  // in this run (a resumed run counts from its start)
-  double running_best = kInfinity;
+  // Evaluations so far and where the overall best was found, carried across resumes in the trace.
+  const nlohmann::json done = trace.contains("_progress") ? trace["_progress"] : nlohmann::json::object();
+  int64_t evaluated = done.value("evaluations", int64_t{0});
+  double running_best = done.contains("best") ? done["best"].get<double>() : kInfinity;
+  result.evaluations_to_best = done.value("evaluations_to_best", int64_t{0});
+  result.seconds_to_best = done.value("seconds_to_best", 0.0);  // as measured by the run that found it
 
   for (int64_t kernel : options.kernels) {
     for (prune::Group group : options.groups) {
@@ -135,6 +140,9 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
         }
         es.tell(fitness);
         trace[key] = {{"state", es.to_json()}, {"best", pair_best}, {"best_x", pair_best_x}};
+        trace["_progress"] = {{"evaluations", evaluated}, {"evaluations_to_best", result.evaluations_to_best},
+                              {"seconds_to_best", result.seconds_to_best}};
+        if (std::isfinite(running_best)) trace["_progress"]["best"] = running_best;
         write_trace(options.trace_path, trace);
         if (options.progress) {
           spdlog::info("pho {}: generation {}, best {} {:.6g}, sigma {:.3g}", key, es.generation(),

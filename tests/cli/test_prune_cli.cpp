@@ -253,6 +253,19 @@ TEST(SearchCli, CorrelationCanBeRemeasuredOnAnotherSubsampleWithoutPruningAgain)
     EXPECT_NE(a["samples"][i]["kl"], b["samples"][i]["kl"]);                  // another subsample
   }
   EXPECT_TRUE(b.at("spearman").contains("kl"));
+  const auto other_target = with({"--correlate-from", dir.file("first.json"), "--sparsity", "0.7", "--out", dir.file("x.json")});
+  EXPECT_EQ(other_target.exit_code, 2);
+  EXPECT_NE(other_target.err.find("measured for"), std::string::npos) << other_target.err;
+  const auto both = with({"--correlate-from", dir.file("first.json"), "--correlate", "3", "--out", dir.file("x.json")});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("--correlate-from"), std::string::npos) << both.err;
+  const auto no_samples = with({"--proxy-data", test::shared_path("data/wikitext2-test.txt"), "--proxy-samples", "0",
+                                "--out", dir.file("x.json")});
+  EXPECT_EQ(no_samples.exit_code, 2);
+  EXPECT_NE(no_samples.err.find("--proxy-data"), std::string::npos) << no_samples.err;
+  const auto hill_with_proxy = with({"--objective", "ppl", "--proxy", "kl", "--out", dir.file("x.json")});
+  EXPECT_EQ(hill_with_proxy.exit_code, 2);
+  EXPECT_NE(hill_with_proxy.err.find("--proxy"), std::string::npos) << hill_with_proxy.err;
   test::write_file(dir.file("bad.json"), R"({"samples": [{"kernel-size": 3}]})");
   const auto bad = with({"--correlate-from", dir.file("bad.json"), "--out", dir.file("x.json")});
   EXPECT_EQ(bad.exit_code, 2);

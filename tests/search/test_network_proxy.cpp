@@ -4,6 +4,8 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "crepe/core/error.hpp"
 #include "crepe/model/head.hpp"
 #include "crepe/search/layer_stats.hpp"
@@ -21,8 +23,9 @@ struct Fixture {
   SearchStats stats;
   ProxyInputs inputs;
 
-  Fixture(const std::vector<int64_t>& blocks, int64_t samples) {
+  Fixture(const std::vector<int64_t>& blocks, int64_t samples, c10::ScalarType compute = at::kFloat) {
     run.progress = false;
+    run.placement.compute_dtype = compute;
     at::manual_seed(11);
     ids = at::randint(ckpt.config().vocab_size, {6, 24}, at::TensorOptions().dtype(at::kLong));
     const at::Tensor proxy_ids = samples > 0 ? ids.narrow(0, 0, samples) : at::Tensor();
@@ -115,6 +118,21 @@ TEST(NetworkProxy, KlMatchesADirectComputationAndIsZeroWhenNothingIsPruned) {
   EXPECT_NEAR(none.at(Proxy::BlockOut), 0.0, 1e-12);
   mask.sparsity = 0.8;  // more pruning of the same scores moves the output further
   EXPECT_GT(proxy_values(f.inputs, c, mask, {Proxy::Kl}).at(Proxy::Kl), value);
+}
+
+TEST(NetworkProxy, RunsInAnotherComputeDtypeThanTheCachedFloat32States) {
+  // The subsample's states are cached in float32 on the host; the network may compute in bf16 (or
+  // on a GPU): the proxies must move them, and agree with float32 to bf16's precision.
+  c10::InferenceMode guard;
+  prune::MaskSpec mask;
+  mask.sparsity = 0.5;
+  Fixture fp32({0, 1, 2, 3, 4}, 2), bf16({0, 1, 2, 3, 4}, 2, at::kBFloat16);
+  const auto a = proxy_values(fp32.inputs, some_candidate(), mask, {Proxy::Kl, Proxy::BlockOut});
+  const auto b = proxy_values(bf16.inputs, some_candidate(), mask, {Proxy::Kl, Proxy::BlockOut});
+  for (Proxy p : {Proxy::Kl, Proxy::BlockOut}) {
+    EXPECT_TRUE(std::isfinite(b.at(p))) << proxy_name(p);
+    EXPECT_NEAR(b.at(p), a.at(p), 0.1 * a.at(p)) << proxy_name(p);
+  }
 }
 
 TEST(NetworkProxy, SaysWhatIsMissing) {

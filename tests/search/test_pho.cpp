@@ -81,7 +81,7 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   mask.sparsity = 0.6;
   test::TempDir dir;
   PhoOptions options;
-  options.kernels = {3};
+  options.kernels = {3, 5};  // two (k, group) pairs: the overall best is tracked across them
   options.groups = {prune::Group::Layer};
   options.budget = 30;
   options.progress = false;
@@ -101,6 +101,7 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   const SearchResult resumed = pho_search(inputs, mask, options);
   EXPECT_EQ(resumed.trace.size(), 0u);
   EXPECT_DOUBLE_EQ(resumed.best_value, result.best_value);
+  EXPECT_EQ(resumed.evaluations_to_best, result.evaluations_to_best);  // carried in the trace
 }
 
 TEST(Pho, StatisticsCacheIsReusedOnlyForTheSameRequest) {

@@ -62,9 +62,11 @@ struct PhoOptions {
 };
 
 // What the proxies look at: every linear layer of the blocks in `stats` (float32, on the CPU) and,
-// when the statistics hold a subsample, the network for block_out and kl (on options' device).
+// with `network` and a subsample in the statistics, the network for block_out and kl (on options'
+// device; it holds every block in use and runs them once to make its dense references).
 // `stats` must outlive the result.
-ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options);
+ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options,
+                         bool network = true);
 
 SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options);
 
