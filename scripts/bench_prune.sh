@@ -21,25 +21,16 @@ OUT=${OUT:-bench-results/prune}
 MODELS=${MODELS:-"stories260k mini-llama-6m"}
 METHODS=${METHODS:-"magnitude wanda ri ria crepe sparsegpt"}
 TARGETS=${TARGETS:-"0.5 0.6 0.7 0.8 2:4 4:8"}
-eval_windows_of() { [ -n "${EVAL_WINDOWS:-}" ] && echo "$EVAL_WINDOWS" || { [ "$1" = stories260k ] && echo 0 || echo 420; }; }
 NSAMPLES=${NSAMPLES:-128}
 SECTIONS=${SECTIONS:-"baseline composition calibration"}
 CREPE="$BUILD/crepe"
-mkdir -p "$OUT/data" "$OUT/tmp"
+mkdir -p "$OUT/tmp"
 RESULTS="$OUT/prune.jsonl"
 touch "$RESULTS"
 
-# stories260k's calibration/evaluation split: the two halves of TinyStories-val at a paragraph break.
-python3 - "$SHARED/data/tinystories-val.txt" "$OUT/data" <<'PY'
-import sys
-text = open(sys.argv[1], encoding="utf-8").read()
-cut = text.index("\n\n", len(text) // 2)
-open(sys.argv[2] + "/tinystories-first-half.txt", "w", encoding="utf-8").write(text[:cut])
-open(sys.argv[2] + "/tinystories-second-half.txt", "w", encoding="utf-8").write(text[cut + 2:])
-PY
-
-calib_of() { [ "$1" = stories260k ] && echo "$OUT/data/tinystories-first-half.txt" || echo "$SHARED/data/tinystories-val.txt"; }
-eval_of() { [ "$1" = stories260k ] && echo "$OUT/data/tinystories-second-half.txt" || echo "$SHARED/data/wikitext2-test.txt"; }
+DATA_DIR="$OUT/data"
+source scripts/bench_common.sh
+split_tinystories
 
 # run_case MODEL LABEL CALIB(file|self) ARGS... : prune, evaluate, append one JSON record.
 run_case() {

@@ -9,6 +9,8 @@
 #  (3) the perplexity of each found configuration, plain RIA (alpha = beta = 1, gamma = 0) and
 #      crepe's defaults, evaluated as bench_prune.sh evaluates (128 calibration windows);
 #  (4) transfer: each model's PHO configuration applied to the other model.
+# Caveat kept on purpose: hill climbing's held-out slice (the first SEARCH_WINDOWS windows of the
+# evaluation text) lies inside the evaluated windows, which favours the baseline, not PHO.
 # Writes $OUT/search-<model>.json and $OUT/transfer.json, prints markdown tables.
 # Environment: BUILD_DIR, CREPE_SHARED_DIR, OUT (bench-results/search), MODELS, SPARSITY_<model>
 # (stories260k 0.6, mini-llama-6m 0.7: where methods separate), SAMPLES (40), NSAMPLES (64),
@@ -50,6 +52,7 @@ ppl_of_config() {  # MODEL SPARSITY CONFIG_OR_EMPTY EXTRA_ARGS... -> perplexity 
   shift 3
   local cfg=()
   [ -n "$config" ] && cfg=(--config "$config")
+  rm -rf "$OUT/tmp-pruned"  # a failed prune must not leave the previous model to be evaluated
   "$CREPE" prune --model "$SHARED/models/$model" --out "$OUT/tmp-pruned" --force -q "${cfg[@]}" "$@" \
     --sparsity "$sparsity" --calib-data "$(calib_of "$model")" --nsamples 128 --seqlen 256 > /dev/null
   "$CREPE" eval --model "$OUT/tmp-pruned" --data "$(eval_of "$model")" --seqlen 256 --max-windows "$(eval_windows_of "$model")" \
@@ -64,8 +67,9 @@ search_once() {  # OUT_JSON ARGS...: runs crepe search unless OUT_JSON exists (f
 
 for model in $MODELS; do
   sparsity=$(sparsity_of "$model")
-  common=(--model "$SHARED/models/$model" --calib-data "$(calib_of "$model")" --nsamples "$NSAMPLES" --seqlen 256
-          --sparsity "$sparsity" --stats "$OUT/stats-$model.safetensors" -q)
+  base=(--model "$SHARED/models/$model" --calib-data "$(calib_of "$model")" --nsamples "$NSAMPLES" --seqlen 256
+        --sparsity "$sparsity" -q)
+  common=("${base[@]}" --stats "$OUT/stats-$model.safetensors")
   held_out=(--eval-data "$(eval_of "$model")" --eval-windows "$SEARCH_WINDOWS")
   [ -s "$OUT/correlate-$model.json" ] || "$CREPE" search "${common[@]}" --correlate "$SAMPLES" "${held_out[@]}" \
     --out "$OUT/correlate-$model.json" > /dev/null
@@ -75,8 +79,7 @@ for model in $MODELS; do
   names=(pho pho-diag hill)
   domain=$(proxy_data_of "$model")
   if [ -n "$domain" ]; then
-    domain_common=("${common[@]}")
-    domain_common[${#domain_common[@]}-2]="$OUT/stats-$model-domain.safetensors"  # its own cache: another subsample
+    domain_common=("${base[@]}" --stats "$OUT/stats-$model-domain.safetensors")  # its own cache: another subsample
     search_once "$OUT/pho-domain-$model.json" "${domain_common[@]}" --budget "$PHO_BUDGET" --proxy-data "$domain"
     [ -s "$OUT/correlate-domain-$model.json" ] || "$CREPE" search "${domain_common[@]}" --proxy-data "$domain" \
       --correlate-from "$OUT/correlate-$model.json" --out "$OUT/correlate-domain-$model.json" > /dev/null
@@ -99,6 +102,8 @@ runs = [(name, label) for name, label in runs if os.path.exists("%s/%s-%s.json" 
 rec = {"model": model, "sparsity": float(sparsity), "spearman": corr["spearman"], "samples": len(corr["samples"]),
        "runs": {name: {"label": label, "perplexity": ppl(name), "seconds": load(name)["_seconds"],
                        "evaluations": load(name)["_search"]["evaluations"],
+                       "seconds_to_best": load(name)["_search"].get("seconds_to_best"),
+                       "evaluations_to_best": load(name)["_search"].get("evaluations_to_best"),
                        "config": {k: v for k, v in load(name).items() if not k.startswith("_")}} for name, label in runs},
        "perplexity": {"ria": ppl("ria"), "crepe_defaults": ppl("defaults")}}
 if os.path.exists("%s/correlate-domain-%s.json" % (out, model)):
@@ -111,12 +116,13 @@ print("|---|---|%s" % ("---|" if domain else ""))
 for name, rho in corr["spearman"].items():
     print("| %s | %+.3f |%s" % (name, rho, (" %+.3f |" % domain[name]) if domain else ""))
 print()
-print("| configuration | perplexity | search time | evaluations |")
-print("|---|---|---|---|")
+to_best = lambda r: ("%.1f s (evaluation %d)" % (r["seconds_to_best"], r["evaluations_to_best"])) if r.get("seconds_to_best") is not None else "—"
+print("| configuration | perplexity | time to best | whole search | evaluations |")
+print("|---|---|---|---|---|")
 for name, r in rec["runs"].items():
-    print("| %s | %.3f | %.1f s | %d |" % (r["label"], r["perplexity"], r["seconds"], r["evaluations"]))
-print("| plain RIA | %.3f | — | — |" % rec["perplexity"]["ria"])
-print("| crepe defaults | %.3f | — | — |" % rec["perplexity"]["crepe_defaults"])
+    print("| %s | %.3f | %s | %.1f s | %d |" % (r["label"], r["perplexity"], to_best(r), r["seconds"], r["evaluations"]))
+print("| plain RIA | %.3f | — | — | — |" % rec["perplexity"]["ria"])
+print("| crepe defaults | %.3f | — | — | — |" % rec["perplexity"]["crepe_defaults"])
 print()
 PY
 done
