@@ -113,13 +113,9 @@ search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckp
   return stats;
 }
 
-// "auto": the proxy that ranked configurations best in our measurements (README, "PHO: choosing the
-// proxy") among those the statistics allow: kl needs every block, block_out a subsample.
 search::Proxy resolve_proxy(const std::string& name, const search::SearchStats& stats, int64_t num_layers) {
   if (name != "auto") return search::parse_proxy(name);
-  const bool samples = !stats.blocks.empty() && stats.blocks.front().sample_input.defined();
-  const bool whole_model = static_cast<int64_t>(stats.blocks.size()) == num_layers;
-  const search::Proxy proxy = samples ? (whole_model ? search::Proxy::Kl : search::Proxy::BlockOut) : search::Proxy::ReconDiag;
+  const search::Proxy proxy = search::default_proxy(stats, num_layers);
   spdlog::info("proxy: {} (auto)", search::proxy_name(proxy));
   return proxy;
 }
@@ -165,18 +161,7 @@ std::vector<std::pair<search::Candidate, double>> earlier_samples(const std::str
   try {
     const nlohmann::json document = nlohmann::json::parse(in);  // named: a range-for over a temporary's member dangles
     for (const auto& s : document.at("samples")) {
-      search::Candidate c;
-      c.crepe.kernel_size = s.at("kernel-size").get<int64_t>();
-      c.crepe.alpha = s.at("alpha").get<double>();
-      c.crepe.beta = s.at("beta").get<double>();
-      c.crepe.gamma = s.at("gamma").get<double>();
-      c.crepe.act_power = s.at("act-power").get<double>();
-      c.group = prune::parse_group(s.at("group").get<std::string>(), path);
-      try {
-        prune::validate(c.crepe);
-      } catch (const InputError& e) {
-        throw_input_error(path, "sample " + std::to_string(samples.size()) + ": " + e.what());
-      }
+      const search::Candidate c = search::candidate_from_json(s, path + ", sample " + std::to_string(samples.size()));
       samples.emplace_back(c, s.at("perplexity").get<double>());
     }
     // Perplexities measured for another target would make the correlation meaningless.
@@ -269,7 +254,6 @@ Action add_search_command(CLI::App& app) {
     c10::InferenceMode inference;
     const auto start = std::chrono::steady_clock::now();
     engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
-    const Placement placement = run.placement;
     refuse_conflicts(*o, *cmd);
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
     prune::MaskSpec mask;

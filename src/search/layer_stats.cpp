@@ -109,6 +109,19 @@ std::optional<SearchStats> load_search_stats(const std::string& path, const nloh
   return stats;
 }
 
+bool has_subsample(const SearchStats& stats) {
+  return !stats.blocks.empty() && std::all_of(stats.blocks.begin(), stats.blocks.end(),
+                                              [](const BlockStats& b) { return b.sample_input.defined(); });
+}
+
+bool covers_every_block(const std::vector<int64_t>& blocks, int64_t num_layers) {
+  if (static_cast<int64_t>(blocks.size()) != num_layers) return false;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    if (blocks[b] != static_cast<int64_t>(b)) return false;
+  }
+  return true;
+}
+
 std::vector<int64_t> parse_layer_selection(const std::string& text, int64_t num_layers, const std::string& option) {
   std::vector<int64_t> blocks;
   if (text == "all" || text.empty()) {

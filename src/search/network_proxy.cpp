@@ -5,6 +5,7 @@
 
 #include "crepe/core/error.hpp"
 #include "crepe/model/head.hpp"
+#include "crepe/search/layer_stats.hpp"
 
 namespace crepe::search {
 namespace {
@@ -34,8 +35,7 @@ NetworkProxy::NetworkProxy(const io::Checkpoint& checkpoint, std::vector<int64_t
     update_energy_ += (out - inputs_[b]).pow(2).sum().item<double>();
     outputs_.push_back(std::move(out));
   }
-  whole_model_ = static_cast<int64_t>(blocks_.size()) == checkpoint.num_layers();
-  for (size_t b = 0; whole_model_ && b < blocks_.size(); ++b) whole_model_ = blocks_[b] == static_cast<int64_t>(b);
+  whole_model_ = covers_every_block(blocks_, checkpoint.num_layers());
   if (whole_model_) {
     final_norm_ = checkpoint.load_final_norm(options.placement);
     lm_head_ = checkpoint.load_lm_head(options.placement);

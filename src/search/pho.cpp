@@ -48,6 +48,13 @@ void write_trace(const std::string& path, const nlohmann::json& trace) {
 
 int64_t default_budget(Proxy proxy) { return runs_network(proxy) ? 160 : 400; }
 
+Proxy default_proxy(const SearchStats& stats, int64_t num_layers) {
+  if (!has_subsample(stats)) return Proxy::ReconDiag;
+  std::vector<int64_t> blocks;
+  for (const BlockStats& b : stats.blocks) blocks.push_back(b.block);
+  return covers_every_block(blocks, num_layers) ? Proxy::Kl : Proxy::BlockOut;
+}
+
 Candidate candidate_from(const std::vector<double>& x, int64_t kernel, prune::Group group) {
   Candidate c;
   c.crepe.kernel_size = kernel;
@@ -67,6 +74,26 @@ nlohmann::json candidate_json(const Candidate& c) {
           {"gamma", c.crepe.gamma},             {"act-power", c.crepe.act_power}, {"group", prune::group_name(c.group)}};
 }
 
+Candidate candidate_from_json(const nlohmann::json& j, const std::string& source) {
+  Candidate c;
+  try {
+    c.crepe.kernel_size = j.at("kernel-size").get<int64_t>();
+    c.crepe.alpha = j.at("alpha").get<double>();
+    c.crepe.beta = j.at("beta").get<double>();
+    c.crepe.gamma = j.at("gamma").get<double>();
+    c.crepe.act_power = j.at("act-power").get<double>();
+    c.group = prune::parse_group(j.at("group").get<std::string>(), source);
+  } catch (const nlohmann::json::exception& e) {
+    throw_input_error(source, std::string("not a CRePE configuration: ") + e.what());
+  }
+  try {
+    prune::validate(c.crepe);
+  } catch (const InputError& e) {
+    throw_input_error(source, e.what());
+  }
+  return c;
+}
+
 ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options,
                          bool network) {
   ProxyInputs inputs;
@@ -83,8 +110,7 @@ ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& st
     dense.push_back(std::move(weights));
     samples.push_back(block.sample_input);
   }
-  const bool have_samples = !samples.empty() && std::all_of(samples.begin(), samples.end(), [](const at::Tensor& t) { return t.defined(); });
-  if (network && have_samples) {
+  if (network && has_subsample(stats)) {
     inputs.network = std::make_shared<NetworkProxy>(checkpoint, std::move(blocks), std::move(dense), std::move(samples), options);
   }
   return inputs;

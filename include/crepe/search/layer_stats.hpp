@@ -42,6 +42,11 @@ void save_search_stats(const std::string& path, const SearchStats& stats);
 std::optional<SearchStats> load_search_stats(const std::string& path, const nlohmann::json& provenance,
                                              std::string* why = nullptr);
 
+// Whether every block in `stats` kept the network proxies' subsample.
+bool has_subsample(const SearchStats& stats);
+// Whether `blocks` (ascending) are all of a model's num_layers blocks: what kl needs.
+bool covers_every_block(const std::vector<int64_t>& blocks, int64_t num_layers);
+
 // "all", a count N (N blocks evenly spread, first and last included), or a list "0,3,5".
 std::vector<int64_t> parse_layer_selection(const std::string& text, int64_t num_layers, const std::string& option);
 

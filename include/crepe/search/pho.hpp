@@ -49,6 +49,11 @@ struct SearchResult {
 // kl evaluations found the same configuration (perplexity 60.89), 448 a slightly worse one (61.41).
 int64_t default_budget(Proxy proxy);
 
+// The proxy `--proxy auto` means, from what the statistics allow: kl (every block, with a
+// subsample), block_out (a sample of blocks, with a subsample), else recon_diag. The order is the
+// measured ranking of their correlations with perplexity (README, "PHO: choosing the proxy").
+Proxy default_proxy(const SearchStats& stats, int64_t num_layers);
+
 struct PhoOptions {
   Proxy proxy = Proxy::ReconDiag;
   bool maximize = false;  // the proxy's direction, as measured
@@ -88,6 +93,8 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
                         const HillClimbOptions& options);
 
 nlohmann::json candidate_json(const Candidate& candidate);
+// The inverse, for files candidate_json wrote; InputError naming `source` for a missing or invalid value.
+Candidate candidate_from_json(const nlohmann::json& j, const std::string& source);
 double spearman(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace crepe::search
