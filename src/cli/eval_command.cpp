@@ -52,7 +52,6 @@ Action add_eval_command(CLI::App& app) {
   return [options]() {
     c10::InferenceMode inference;
     engine::RunnerOptions run = runner_options(options->device);  // checks --device/--dtype first
-    const Placement placement = run.placement;
     const io::Checkpoint ckpt = io::Checkpoint::open(options->model);
     if (options->check_finite) ckpt.check_finite();
     const auto tokenizer = model_tokenizer(options->model, options->tokenizer_kind);
