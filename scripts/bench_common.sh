@@ -19,3 +19,9 @@ calib_of() { [ "$1" = stories260k ] && echo "$DATA_DIR/tinystories-first-half.tx
 eval_of() { [ "$1" = stories260k ] && echo "$DATA_DIR/tinystories-second-half.txt" || echo "$SHARED/data/wikitext2-test.txt"; }
 # Windows evaluated (0 = the whole text); EVAL_WINDOWS overrides for every model.
 eval_windows_of() { [ -n "${EVAL_WINDOWS:-}" ] && echo "$EVAL_WINDOWS" || { [ "$1" = stories260k ] && echo 0 || echo 420; }; }
+
+# eval_json MODEL DIR: crepe eval's JSON for the model directory DIR on MODEL's evaluation text, with
+# the windows every benchmark uses (256 tokens). Needs CREPE (the binary) set by the caller.
+eval_json() {
+  "$CREPE" eval --model "$2" --data "$(eval_of "$1")" --seqlen 256 --max-windows "$(eval_windows_of "$1")" -q --json
+}

@@ -42,8 +42,7 @@ run_case() {
   [ "$calib" = self ] && calib_args=()
   "$CREPE" prune --model "$SHARED/models/$model" --out "$out" --force -q --json --nsamples "$NSAMPLES" --seqlen 256 \
     --seed 0 "${calib_args[@]}" "$@" > "$OUT/tmp/report.json"
-  "$CREPE" eval --model "$out" --data "$(eval_of "$model")" --seqlen 256 --max-windows "$(eval_windows_of "$model")" -q --json \
-    > "$OUT/tmp/eval.json"
+  eval_json "$model" "$out" > "$OUT/tmp/eval.json"
   python3 - "$model" "$label" "$OUT/tmp/report.json" "$OUT/tmp/eval.json" >> "$RESULTS" <<'PY'
 import json, sys
 model, label, report, ev = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3])), json.load(open(sys.argv[4]))
@@ -61,8 +60,7 @@ pattern_args() { case $1 in *:*) echo "--pattern $1";; *) echo "--sparsity $1";;
 
 for model in $MODELS; do
   if ! grep -qF "\"model\": \"$model\", \"label\": \"dense\"," "$RESULTS"; then
-    "$CREPE" eval --model "$SHARED/models/$model" --data "$(eval_of "$model")" --seqlen 256 --max-windows "$(eval_windows_of "$model")" \
-      -q --json > "$OUT/tmp/eval.json"
+    eval_json "$model" "$SHARED/models/$model" > "$OUT/tmp/eval.json"
     python3 -c 'import json,sys; e=json.load(open(sys.argv[2])); print(json.dumps({"model": sys.argv[1], "label": "dense", "perplexity": e["perplexity"], "eval_windows": e["windows"], "tokens_per_second": e["tokens_per_second"]}))' \
       "$model" "$OUT/tmp/eval.json" >> "$RESULTS"
   fi

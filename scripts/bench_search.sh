@@ -55,8 +55,7 @@ ppl_of_config() {  # MODEL SPARSITY CONFIG_OR_EMPTY EXTRA_ARGS... -> perplexity 
   rm -rf "$OUT/tmp-pruned"  # a failed prune must not leave the previous model to be evaluated
   "$CREPE" prune --model "$SHARED/models/$model" --out "$OUT/tmp-pruned" --force -q "${cfg[@]}" "$@" \
     --sparsity "$sparsity" --calib-data "$(calib_of "$model")" --nsamples 128 --seqlen 256 > /dev/null
-  "$CREPE" eval --model "$OUT/tmp-pruned" --data "$(eval_of "$model")" --seqlen 256 --max-windows "$(eval_windows_of "$model")" \
-    -q --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["perplexity"])'
+  eval_json "$model" "$OUT/tmp-pruned" | python3 -c 'import json,sys; print(json.load(sys.stdin)["perplexity"])'
 }
 
 search_once() {  # OUT_JSON ARGS...: runs crepe search unless OUT_JSON exists (found.json records its own time)
