@@ -3,7 +3,9 @@
 # the header-only libraries as their upstream releases lay them out:
 #   CLI11/include/CLI/CLI.hpp
 #   nlohmann_json/include/nlohmann/json.hpp
-#   spdlog/include/spdlog/spdlog.h        (upstream spdlog bundles fmt; used header-only)
+#   spdlog/include/spdlog/spdlog.h        (used header-only)
+#   fmt/include/fmt/core.h                 (only for a spdlog built against an external fmt, as Debian's
+#                                           is; used header-only)
 #   googletest/CMakeLists.txt              (GoogleTest source, built with the tests)
 #   pcre2/include/pcre2.h + pcre2/lib/libpcre2-8.*   (only if the system has no libpcre2-8)
 set(CREPE_THIRD_PARTY_DIR "" CACHE PATH "Folder with header-only dependencies for machines without Debian's -dev packages")
@@ -28,6 +30,13 @@ find_package(spdlog CONFIG QUIET)
 if(NOT TARGET spdlog::spdlog)
   crepe_header_only(spdlog::spdlog spdlog spdlog/spdlog.h)
   set_property(TARGET spdlog::spdlog APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS SPDLOG_HEADER_ONLY)
+  # Upstream spdlog bundles fmt; Debian's headers (scripts/gpu-prepare.sh copies those) define
+  # SPDLOG_FMT_EXTERNAL and need fmt beside them, header-only too.
+  if(EXISTS "${CREPE_THIRD_PARTY_DIR}/fmt/include/fmt/core.h")
+    set_property(TARGET spdlog::spdlog APPEND PROPERTY INTERFACE_INCLUDE_DIRECTORIES "${CREPE_THIRD_PARTY_DIR}/fmt/include")
+    set_property(TARGET spdlog::spdlog APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY)
+    message(STATUS "fmt: header-only from ${CREPE_THIRD_PARTY_DIR}/fmt")
+  endif()
 endif()
 
 find_package(PkgConfig QUIET)
@@ -53,8 +62,10 @@ function(crepe_find_gtest)
   if(NOT TARGET GTest::gtest AND EXISTS "${CREPE_THIRD_PARTY_DIR}/googletest/CMakeLists.txt")
     set(INSTALL_GTEST OFF CACHE BOOL "" FORCE)
     add_subdirectory("${CREPE_THIRD_PARTY_DIR}/googletest" "${CMAKE_BINARY_DIR}/googletest" EXCLUDE_FROM_ALL)
-    add_library(GTest::gtest ALIAS gtest)
-    add_library(GTest::gtest_main ALIAS gtest_main)
+    if(NOT TARGET GTest::gtest)  # GoogleTest 1.11+ defines these aliases itself
+      add_library(GTest::gtest ALIAS gtest)
+      add_library(GTest::gtest_main ALIAS gtest_main)
+    endif()
   endif()
   if(NOT TARGET GTest::gtest)
     message(FATAL_ERROR "GoogleTest not found: install libgtest-dev or put its source in CREPE_THIRD_PARTY_DIR/googletest")
