@@ -1,6 +1,7 @@
 #include "crepe/core/device.hpp"
 
 #include <ATen/Context.h>
+#include <torch/cuda.h>
 
 #include "crepe/core/error.hpp"
 
@@ -21,6 +22,10 @@ c10::Device parse_device(const std::string& text, const std::string& option) {
       }
     }
     require(at::hasCUDA(), option, "'" + text + "' requested but this build of LibTorch has no CUDA device available");
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    require(index < count, option,
+            "'" + text + "' requested but there is no CUDA device " + std::to_string(index) + " (this machine has " +
+                std::to_string(count) + ")");
     return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
   throw_input_error(option, "invalid device '" + text + "' (expected cpu, cuda or cuda:N)");

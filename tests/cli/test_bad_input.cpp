@@ -326,10 +326,11 @@ std::vector<BadCase> bad_cases() {
   prune_option("UnknownMethod", {"--method", "obs"}, "--method", "unknown method 'obs'");
   prune_option("UnknownAllocation", {"--allocation", "greedy"}, "--allocation", "unknown allocation 'greedy'");
   prune_option("NegativeNsamples", {"--nsamples", "-3"}, "--nsamples", "-3");
-  prune_option("DeviceCuda", {"--device", "cuda"}, "--device", "no CUDA device");
+  // A device index no machine here has: refused on CPU-only builds and on GPU machines alike.
+  prune_option("DeviceCuda", {"--device", "cuda:99"}, "--device", "no CUDA device");
   prune_option("NegativeDeviceActivations", {"--max-device-activations", "-1"}, "--max-device-activations", "-1");
   prune_option("UnknownOption", {"--sparsty", "0.5"}, "--sparsty", "not expected");
-  cases.push_back({"Eval_DeviceCuda", nullptr, [](const Env& env) { return eval_args(env, {"--device", "cuda:0"}); },
+  cases.push_back({"Eval_DeviceCuda", nullptr, [](const Env& env) { return eval_args(env, {"--device", "cuda:99"}); },
                    literal("--device"), "no CUDA device"});
   cases.push_back({"Eval_SeqlenTooSmall", nullptr, [](const Env& env) { return eval_args(env, {"--seqlen", "1"}); },
                    literal("--seqlen"), "not in range"});
