@@ -29,17 +29,18 @@ at::Tensor doubles(const nlohmann::json& values) {
   return at::tensor(values.get<std::vector<double>>(), at::kDouble);
 }
 
-// Runs the whole model directly through the model module (no engine) in float32 on the CPU.
-at::Tensor forward_logits(const io::Checkpoint& ckpt, const at::Tensor& ids) {
+// Runs the whole model directly through the model module (no engine) in float32 on the test device.
+at::Tensor forward_logits(const io::Checkpoint& ckpt, const at::Tensor& cpu_ids) {
   c10::InferenceMode guard;
-  const Placement cpu;
+  const Placement placement = test::test_placement();
   const auto& config = ckpt.config();
-  at::Tensor hidden = model::embed_tokens(ckpt.load_embedding(cpu), ids);
-  const model::Rope rope = model::make_rope(config, ids.size(1), cpu.device, cpu.compute_dtype);
+  const at::Tensor ids = cpu_ids.to(placement.device);
+  at::Tensor hidden = model::embed_tokens(ckpt.load_embedding(placement), ids);
+  const model::Rope rope = model::make_rope(config, ids.size(1), placement.device, placement.compute_dtype);
   for (int64_t b = 0; b < config.num_layers; ++b) {
-    hidden = model::block_forward(config, ckpt.load_block(b, cpu), hidden, rope);
+    hidden = model::block_forward(config, ckpt.load_block(b, placement), hidden, rope);
   }
-  return model::output_logits(config, ckpt.load_final_norm(cpu), ckpt.load_lm_head(cpu), hidden);
+  return model::output_logits(config, ckpt.load_final_norm(placement), ckpt.load_lm_head(placement), hidden).cpu();
 }
 
 class ForwardReference : public ::testing::TestWithParam<std::string> {};

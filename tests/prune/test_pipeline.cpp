@@ -12,8 +12,11 @@
 namespace crepe::prune {
 namespace {
 
+// Quiet options on the test device (CREPE_TEST_DEVICE); pruned weights come back to the CPU to be
+// compared.
 engine::RunnerOptions quiet() {
   engine::RunnerOptions o;
+  o.placement = test::test_placement();
   o.progress = false;
   return o;
 }
@@ -24,15 +27,16 @@ at::Tensor random_ids(int64_t n, int64_t seq, int64_t vocab, uint64_t seed) {
 }
 
 // Sequential pruning written out directly with the model module: every block's masks come from
-// the statistics of its input after the previous blocks were pruned.
+// the statistics of its input after the previous blocks were pruned. Computed on the test device,
+// like the pipeline it checks; the weights are returned on the CPU.
 std::vector<at::Tensor> reference_sequential_wanda(const io::Checkpoint& ckpt, const at::Tensor& ids, double sparsity) {
-  const Placement cpu;
+  const Placement placement = test::test_placement();
   const auto& config = ckpt.config();
-  at::Tensor h = model::embed_tokens(ckpt.load_embedding(cpu), ids);
-  const auto rope = model::make_rope(config, ids.size(1), cpu.device, cpu.compute_dtype);
+  at::Tensor h = model::embed_tokens(ckpt.load_embedding(placement), ids);
+  const auto rope = model::make_rope(config, ids.size(1), placement.device, placement.compute_dtype);
   std::vector<at::Tensor> weights;
   for (int64_t b = 0; b < config.num_layers; ++b) {
-    model::BlockWeights w = ckpt.load_block(b, cpu);
+    model::BlockWeights w = ckpt.load_block(b, placement);
     std::array<at::Tensor, 4> sq_norms;
     model::InputObserver observer = [&](model::LinearInput which, const at::Tensor& x) {
       sq_norms[static_cast<int>(which)] = x.reshape({-1, x.size(-1)}).pow(2).sum(0);
@@ -47,7 +51,7 @@ std::vector<at::Tensor> reference_sequential_wanda(const io::Checkpoint& ckpt, c
       at::Tensor keep = at::ones_like(W, at::kBool);
       keep.scatter_(1, order.narrow(1, 0, k), false);
       w[l].weight = W * keep;
-      weights.push_back(w[l].weight);
+      weights.push_back(w[l].weight.cpu());
     }
     h = model::block_forward(config, w, h, rope);
   }
@@ -64,7 +68,7 @@ TEST(Pipeline, MatchesASequentialReferenceImplementation) {
   config.mask.sparsity = 0.5;
   std::vector<at::Tensor> got;
   const PruneOutcome outcome = prune_model(ckpt, ids, config, quiet(), [&](int64_t, const model::BlockWeights& w) {
-    for (model::Linear l : model::kLinears) got.push_back(w[l].weight.clone());
+    for (model::Linear l : model::kLinears) got.push_back(w[l].weight.clone().cpu());
   });
   const auto expected = reference_sequential_wanda(ckpt, ids, 0.5);
   ASSERT_EQ(got.size(), expected.size());
@@ -236,10 +240,10 @@ TEST(Composition, ReconstructionLowersTheBlockOutputErrorOfTheSameMask) {
   rebuilt.reconstruct = true;
   std::vector<at::Tensor> a, b;
   prune_model(ckpt, ids, plain, quiet(), [&](int64_t blk, const model::BlockWeights& w) {
-    if (blk == 0) for (model::Linear l : model::kLinears) a.push_back(w[l].weight.clone());
+    if (blk == 0) for (model::Linear l : model::kLinears) a.push_back(w[l].weight.clone().cpu());
   });
   prune_model(ckpt, ids, rebuilt, quiet(), [&](int64_t blk, const model::BlockWeights& w) {
-    if (blk == 0) for (model::Linear l : model::kLinears) b.push_back(w[l].weight.clone());
+    if (blk == 0) for (model::Linear l : model::kLinears) b.push_back(w[l].weight.clone().cpu());
   });
   // Same masks in block 0 (same dense inputs), different kept values.
   for (size_t i = 0; i < a.size(); ++i) {

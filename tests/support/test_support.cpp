@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,17 @@ std::string shared_dir() {
 std::string shared_path(const std::string& relative) { return shared_dir() + "/" + relative; }
 
 std::string source_dir() { return CREPE_SOURCE_DIR; }
+
+std::string test_device_name() {
+  const char* env = std::getenv("CREPE_TEST_DEVICE");
+  return env ? env : "";
+}
+
+Placement test_placement() {
+  Placement placement;
+  if (!test_device_name().empty()) placement.device = parse_device(test_device_name(), "CREPE_TEST_DEVICE");
+  return placement;
+}
 
 TempDir::TempDir() {
   std::string pattern = (fs::temp_directory_path() / "crepe-test-XXXXXX").string();
@@ -72,10 +84,22 @@ std::vector<std::vector<int32_t>> vocab_test_ids(const std::string& name) {
 
 namespace {
 
+// The arguments, with `--device CREPE_TEST_DEVICE` added to the commands that compute.
+std::vector<std::string> on_test_device(std::vector<std::string> args) {
+  const std::string device = test_device_name();
+  const bool computes = !args.empty() && (args[0] == "eval" || args[0] == "prune" || args[0] == "search");
+  const bool names_device = std::find(args.begin(), args.end(), "--device") != args.end();
+  if (!device.empty() && computes && !names_device) {
+    args.push_back("--device");
+    args.push_back(device);
+  }
+  return args;
+}
+
 // Replaces this (forked) process with the built crepe binary; never returns.
 [[noreturn]] void exec_crepe(const std::vector<std::string>& args) {
   std::string binary = CREPE_BINARY;
-  std::vector<std::string> copies = args;  // execv wants mutable strings
+  std::vector<std::string> copies = on_test_device(args);  // execv wants mutable strings
   std::vector<char*> argv = {binary.data()};
   for (auto& arg : copies) argv.push_back(arg.data());
   argv.push_back(nullptr);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
 
 namespace crepe::test {
@@ -15,6 +16,13 @@ namespace crepe::test {
 std::string shared_dir();
 std::string shared_path(const std::string& relative);
 std::string source_dir();
+
+// The device the device-generic tests compute on: CREPE_TEST_DEVICE ("cpu" when unset;
+// scripts/gpu-check.sh sets "cuda"), float32. Asking for a device this build or machine lacks fails
+// the test loudly rather than quietly testing the CPU again.
+Placement test_placement();
+// CREPE_TEST_DEVICE itself, or "" when unset.
+std::string test_device_name();
 
 // A fresh directory under the system temp dir, removed (recursively) when the object dies.
 class TempDir {
@@ -36,7 +44,9 @@ struct CommandResult {
   std::string err;
 };
 
-// Runs the built crepe binary with arguments (no shell), capturing stdout and stderr.
+// Runs the built crepe binary with arguments (no shell), capturing stdout and stderr. Under
+// CREPE_TEST_DEVICE, the commands that compute (eval, prune, search) get `--device` it unless the
+// arguments name a device already.
 CommandResult run_crepe(const std::vector<std::string>& args);
 // Same, with `stdin_text` as the command's standard input.
 CommandResult run_crepe(const std::vector<std::string>& args, const std::string& stdin_text);
