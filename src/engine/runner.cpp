@@ -15,6 +15,12 @@ constexpr int64_t kBatchBudgetBytes = int64_t{512} << 20;
 
 }  // namespace
 
+bool worth_pinning(int64_t bytes) {
+  uint64_t rounded = 1;
+  while (rounded < static_cast<uint64_t>(bytes)) rounded <<= 1;
+  return rounded - static_cast<uint64_t>(bytes) <= static_cast<uint64_t>(bytes) / 4;
+}
+
 BlockRunner::BlockRunner(const io::Checkpoint& checkpoint, RunnerOptions options)
     : checkpoint_(checkpoint), options_(std::move(options)) {}
 
@@ -33,7 +39,7 @@ at::Tensor BlockRunner::embed(const at::Tensor& ids) const {
   const int64_t bytes = count * seqlen * table.size(1) * static_cast<int64_t>(table.element_size());
   if (bytes <= options_.max_device_activation_bytes) return model::embed_tokens(table, ids);
   // Embedded a batch at a time, so the device never holds more than one batch of them.
-  const bool pin = options_.placement.device.is_cuda();
+  const bool pin = options_.placement.device.is_cuda() && worth_pinning(bytes);
   at::Tensor host = at::empty({count, seqlen, table.size(1)},
                               at::TensorOptions().dtype(table.scalar_type()).device(at::kCPU).pinned_memory(pin));
   const int64_t batch = batch_size(seqlen);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "crepe/engine/runner.hpp"
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/prune/mask.hpp"
 #include "crepe/prune/metric.hpp"
@@ -54,21 +55,26 @@ TEST(Device, PerplexityMatchesTheCpuInFloat32) {
   EXPECT_NEAR(a, b, 1e-3 * a);
 }
 
-TEST(Device, HostResidentActivationsInPinnedMemoryGiveTheSamePerplexity) {
+TEST(Device, HostResidentActivationsGiveTheSamePerplexityPinnedOrNot) {
   REQUIRE_CUDA();
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
-  at::manual_seed(2);
-  const at::Tensor ids = at::randint(4096, {6, 64}, at::TensorOptions().dtype(at::kLong));
+  const int64_t hidden = ckpt.config().hidden_size;
   engine::RunnerOptions resident, hosted;
   resident.progress = hosted.progress = false;
   resident.placement.device = hosted.placement.device = c10::Device(c10::kCUDA, 0);
-  hosted.max_device_activation_bytes = 0;  // every state in pinned host memory, uploaded per batch
-  hosted.batch_size = 4;
-  engine::BlockRunner runner(ckpt, hosted);
-  const at::Tensor states = runner.embed(ids);
-  EXPECT_TRUE(states.device().is_cpu());
-  EXPECT_TRUE(states.is_pinned());
-  EXPECT_NEAR(eval::perplexity(ckpt, ids, resident).perplexity, eval::perplexity(ckpt, ids, hosted).perplexity, 1e-6);
+  hosted.max_device_activation_bytes = 0;  // every state in host memory, uploaded per batch
+  hosted.batch_size = 3;
+  // 8 sequences of 64 fill a power-of-two buffer (pinned); 5 would waste 3/8 of one (pageable).
+  for (int64_t count : {8, 5}) {
+    at::manual_seed(2);
+    const at::Tensor ids = at::randint(4096, {count, 64}, at::TensorOptions().dtype(at::kLong));
+    engine::BlockRunner runner(ckpt, hosted);
+    const at::Tensor states = runner.embed(ids);
+    EXPECT_TRUE(states.device().is_cpu());
+    EXPECT_EQ(states.is_pinned(), engine::worth_pinning(count * 64 * hidden * 4)) << count;
+    EXPECT_NEAR(eval::perplexity(ckpt, ids, resident).perplexity, eval::perplexity(ckpt, ids, hosted).perplexity, 1e-6)
+        << count;
+  }
 }
 
 TEST(Device, CpuOnlyBuildsRefuseCudaClearly) {

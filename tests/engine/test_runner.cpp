@@ -9,6 +9,14 @@
 namespace crepe::engine {
 namespace {
 
+// Quiet options on the test device (CREPE_TEST_DEVICE).
+RunnerOptions quiet_options() {
+  RunnerOptions options;
+  options.placement = test::test_placement();
+  options.progress = false;
+  return options;
+}
+
 at::Tensor random_ids(int64_t n, int64_t seq, int64_t vocab) {
   at::manual_seed(7);
   return at::randint(vocab, {n, seq}, at::TensorOptions().dtype(at::kLong));
@@ -17,8 +25,7 @@ at::Tensor random_ids(int64_t n, int64_t seq, int64_t vocab) {
 TEST(BlockRunner, StreamsBlocksInOrderAndMatchesADirectForward) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
-  RunnerOptions options;
-  options.progress = false;
+  RunnerOptions options = quiet_options();
   BlockRunner runner(ckpt, options);
   const at::Tensor ids = random_ids(5, 32, ckpt.config().vocab_size);
 
@@ -30,19 +37,18 @@ TEST(BlockRunner, StreamsBlocksInOrderAndMatchesADirectForward) {
   });
   EXPECT_EQ(visited, (std::vector<int64_t>{0, 1, 2, 3, 4}));
 
-  // The same computation with the model module alone.
+  // The same computation with the model module alone, on the CPU.
   const Placement cpu;
   at::Tensor direct = model::embed_tokens(ckpt.load_embedding(cpu), ids);
   const auto rope = model::make_rope(ckpt.config(), 32, cpu.device, cpu.compute_dtype);
   for (int64_t b = 0; b < ckpt.num_layers(); ++b) direct = model::block_forward(ckpt.config(), ckpt.load_block(b, cpu), direct, rope);
-  EXPECT_LT((states - direct).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((states.cpu() - direct).abs().max().item<double>(), 1e-5);
 }
 
 TEST(BlockRunner, StopsBeforeTheEndBlockWhenGiven) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
-  RunnerOptions options;
-  options.progress = false;
+  RunnerOptions options = quiet_options();
   BlockRunner runner(ckpt, options);
   at::Tensor states = runner.embed(random_ids(2, 8, ckpt.config().vocab_size));
   std::vector<int64_t> visited;
@@ -61,26 +67,24 @@ TEST(BlockRunner, StatesPastTheDeviceBudgetStayOnTheHostWithTheSameResults) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   const at::Tensor ids = random_ids(7, 16, ckpt.config().vocab_size);
-  RunnerOptions resident;
-  resident.progress = false;
+  RunnerOptions resident = quiet_options();
   resident.batch_size = 3;  // 7 sequences: the host path embeds in three batches
   RunnerOptions hosted = resident;
   hosted.max_device_activation_bytes = 0;
   BlockRunner a(ckpt, resident), b(ckpt, hosted);
   at::Tensor sa = a.embed(ids), sb = b.embed(ids);
   EXPECT_TRUE(sb.device().is_cpu());
-  EXPECT_TRUE(at::equal(sa, sb));
+  EXPECT_TRUE(at::equal(sa.cpu(), sb));
   a.forward_all(sa);
   b.forward_all(sb);
-  EXPECT_TRUE(at::equal(sa, sb));
+  EXPECT_TRUE(at::equal(sa.cpu(), sb));
 }
 
 TEST(BlockRunner, BatchSizeDoesNotChangeResults) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   const at::Tensor ids = random_ids(6, 24, ckpt.config().vocab_size);
-  RunnerOptions one;
-  one.progress = false;
+  RunnerOptions one = quiet_options();
   one.batch_size = 1;
   RunnerOptions four = one;
   four.batch_size = 4;  // 6 sequences: a full batch and a partial one
@@ -94,8 +98,7 @@ TEST(BlockRunner, BatchSizeDoesNotChangeResults) {
 TEST(BlockRunner, ObserverSeesEveryBatchOfEveryLinearInput) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
-  RunnerOptions options;
-  options.progress = false;
+  RunnerOptions options = quiet_options();
   options.batch_size = 2;
   BlockRunner runner(ckpt, options);
   at::Tensor states = runner.embed(random_ids(5, 16, ckpt.config().vocab_size));
@@ -112,9 +115,19 @@ TEST(BlockRunner, ObserverSeesEveryBatchOfEveryLinearInput) {
   EXPECT_EQ(tokens_seen, 5 * 16);
 }
 
+TEST(BlockRunner, HostStatesArePinnedOnlyWhenThePowerOfTwoRoundingWastesAtMostAQuarter) {
+  EXPECT_TRUE(worth_pinning(int64_t{1} << 30));             // exactly a power of two
+  // 0.8 GiB = 858993459.2 bytes is where rounding up to 1 GiB wastes exactly a quarter.
+  EXPECT_TRUE(worth_pinning(858993460));
+  EXPECT_FALSE(worth_pinning(858993459));
+  EXPECT_FALSE(worth_pinning((int64_t{20}) << 30));         // 20 GiB would lock 32 GiB
+  EXPECT_TRUE(worth_pinning((int64_t{28}) << 30));          // 28 GiB of 32
+  EXPECT_TRUE(worth_pinning(7));                            // 7 of 8 bytes
+}
+
 TEST(BlockRunner, AutomaticBatchSizeShrinksWithSequenceLength) {
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
-  BlockRunner runner(ckpt, RunnerOptions{});
+  BlockRunner runner(ckpt, quiet_options());
   EXPECT_GE(runner.batch_size(128), runner.batch_size(2048));
   EXPECT_GE(runner.batch_size(2048), 1);
 }

@@ -20,13 +20,19 @@ struct RunnerOptions {
   Placement placement;
   int64_t batch_size = 0;  // sequences per forward call; 0 picks one from a memory budget
   // Hidden states of all sequences larger than this stay in host memory (pinned when the device is
-  // CUDA, so each batch's upload is a plain DMA copy) and travel to the device a batch at a time;
-  // smaller ones live on the device. Long calibrations of big models need the host: 128 x 2048
-  // tokens of a 8192-wide model are 8 GiB in bf16.
+  // CUDA and worth_pinning(), so each batch's upload is a plain DMA copy) and travel to the device a
+  // batch at a time; smaller ones live on the device. Long calibrations of big models need the
+  // host: 1024 x 2048 tokens of a 8192-wide model are 32 GiB in bf16.
   int64_t max_device_activation_bytes = int64_t{16} << 30;
   bool progress = true;
   std::string progress_label = "blocks";
 };
+
+// Whether `bytes` of host states are pinned. LibTorch's pinned-memory allocator rounds every request
+// up to a power of two (and caches the block), so pinning 20 GiB of states would lock 32 GiB of
+// host memory: states pin only when that rounding wastes at most a quarter of them, and otherwise
+// stay pageable (uploads are then slower, host memory is not doubled).
+bool worth_pinning(int64_t bytes);
 
 class BlockRunner {
  public:
