@@ -102,9 +102,9 @@ ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& st
   std::vector<at::Tensor> samples;
   for (const BlockStats& block : stats.blocks) {
     model::BlockWeights weights = checkpoint.load_block(block.block, options.placement);
+    // The layers share the weights the network proxy keeps (device, compute dtype): no second copy.
     for (model::Linear linear : model::kLinears) {
-      inputs.layers.push_back({weights[linear].weight.to(at::kCPU, at::kFloat),
-                               &block.inputs[static_cast<int>(model::input_of(linear))]});
+      inputs.layers.push_back({weights[linear].weight, &block.inputs[static_cast<int>(model::input_of(linear))]});
     }
     blocks.push_back(block.block);
     dense.push_back(std::move(weights));

@@ -65,18 +65,21 @@ std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate&
   double gini_sum = 0, error = 0, energy = 0, diag_error = 0, diag_energy = 0;
   std::vector<at::Tensor> pruned;  // for the network proxies
   for (const LayerData& layer : inputs.layers) {
-    const at::Tensor& W = layer.weight;
-    const at::Tensor scores = prune::crepe_score(W, layer.stats->norm(), candidate.crepe);
+    // Scored where the weight lives; the statistics follow it there (a vector, or for recon one
+    // Gram matrix at a time).
+    const at::Tensor W = layer.weight.to(at::kFloat);
+    const at::Device device = W.device();
+    const at::Tensor scores = prune::crepe_score(W, layer.stats->norm().to(device), candidate.crepe);
     const at::Tensor keep = prune::select_mask(scores, spec);
     if (wanted(Proxy::Gini)) gini_sum += gini_coefficient(scores.masked_select(keep.logical_not()));
     const at::Tensor removed = W * keep.logical_not();
     if (wanted(Proxy::Recon)) {
-      const at::Tensor& H = layer.stats->gram;
+      const at::Tensor H = layer.stats->gram.to(device);
       error += (at::matmul(removed, H) * removed).sum().item<double>();
       energy += (at::matmul(W, H) * W).sum().item<double>();
     }
     if (wanted(Proxy::ReconDiag)) {
-      const at::Tensor diag = layer.stats->sq_sum.view({1, -1});
+      const at::Tensor diag = layer.stats->sq_sum.to(device).view({1, -1});
       diag_error += (removed.pow(2) * diag).sum().item<double>();
       diag_energy += (W.pow(2) * diag).sum().item<double>();
     }

@@ -40,9 +40,10 @@ struct Candidate {
   prune::Group group = prune::Group::Layer;
 };
 
+// The proxies score and mask on the weight's device (the GPU under --device cuda), in float32.
 struct LayerData {
-  at::Tensor weight;                    // [out, in], float32
-  const prune::InputStats* stats;       // its input's sq_sum and gram
+  at::Tensor weight;                    // [out, in], on the compute device, in any float dtype
+  const prune::InputStats* stats;       // its input's sq_sum and gram (host memory: the stats cache)
 };
 
 class NetworkProxy;
