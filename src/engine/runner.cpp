@@ -2,7 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <c10/core/InferenceMode.h>
+
 #include <algorithm>
+#include <future>
 
 #include "crepe/core/progress.hpp"
 #include "crepe/model/head.hpp"
@@ -84,8 +87,24 @@ void BlockRunner::forward_all(at::Tensor& states) const {
 void BlockRunner::for_each_block(at::Tensor& states, const BlockVisitor& visitor, int64_t end) const {
   const int64_t layers = end < 0 ? checkpoint_.num_layers() : std::min(end, checkpoint_.num_layers());
   Progress progress(options_.progress_label, layers, "blocks", options_.progress);
+  const Placement& placement = options_.placement;
+  auto stage = [this, &placement](int64_t b) {
+    return std::async(std::launch::async, [this, &placement, b] {
+      c10::InferenceMode inference;  // thread-local: the staging thread needs its own
+      return checkpoint_.stage_block(b, placement);
+    });
+  };
+  std::future<model::BlockWeights> next;
+  if (options_.prefetch && layers > 0) next = stage(0);
   for (int64_t b = 0; b < layers; ++b) {
-    model::BlockWeights weights = checkpoint_.load_block(b, options_.placement);
+    model::BlockWeights weights;
+    if (options_.prefetch) {
+      const model::BlockWeights staged = next.get();  // rethrows the staging thread's errors
+      if (b + 1 < layers) next = stage(b + 1);
+      weights = io::Checkpoint::upload_block(staged, placement);
+    } else {
+      weights = checkpoint_.load_block(b, placement);
+    }
     visitor(b, weights, states);
     progress.advance();
   }

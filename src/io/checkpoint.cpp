@@ -126,12 +126,33 @@ at::Tensor Checkpoint::load(const std::string& name, const Placement& placement)
 }
 
 model::BlockWeights Checkpoint::load_block(int64_t b, const Placement& placement) const {
+  return upload_block(stage_block(b, placement), placement);
+}
+
+model::BlockWeights Checkpoint::stage_block(int64_t b, const Placement& placement) const {
+  const bool pinned = placement.device.is_cuda();
   model::BlockWeights w;
-  w.input_norm = load(block_prefix(b) + "input_layernorm.weight", placement);
-  w.post_attention_norm = load(block_prefix(b) + "post_attention_layernorm.weight", placement);
+  w.input_norm = store_.load(block_prefix(b) + "input_layernorm.weight", pinned);
+  w.post_attention_norm = store_.load(block_prefix(b) + "post_attention_layernorm.weight", pinned);
   for (Linear linear : model::kLinears) {
-    w[linear].weight = load(linear_weight_name(b, linear), placement);
-    if (has_bias(config_, linear)) w[linear].bias = load(linear_bias_name(b, linear), placement);
+    w[linear].weight = store_.load(linear_weight_name(b, linear), pinned);
+    if (has_bias(config_, linear)) w[linear].bias = store_.load(linear_bias_name(b, linear), pinned);
+  }
+  return w;
+}
+
+model::BlockWeights Checkpoint::upload_block(const model::BlockWeights& staged, const Placement& placement) {
+  // Two steps on purpose: a copy that also changes the dtype converts on the host first, into
+  // pageable memory, and would no longer be asynchronous.
+  auto upload = [&](const at::Tensor& t) {
+    return t.defined() ? t.to(placement.device, /*non_blocking=*/true).to(placement.compute_dtype) : t;
+  };
+  model::BlockWeights w;
+  w.input_norm = upload(staged.input_norm);
+  w.post_attention_norm = upload(staged.post_attention_norm);
+  for (Linear linear : model::kLinears) {
+    w[linear].weight = upload(staged[linear].weight);
+    w[linear].bias = upload(staged[linear].bias);
   }
   return w;
 }

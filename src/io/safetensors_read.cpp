@@ -286,9 +286,10 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
 
 const uint8_t* SafetensorsFile::raw(const std::string& name) const { return map_ + data_start_ + info(name).begin; }
 
-at::Tensor SafetensorsFile::load(const std::string& name) const {
+at::Tensor SafetensorsFile::load(const std::string& name, bool pinned) const {
   const TensorInfo& entry = info(name);
-  at::Tensor tensor = at::empty(entry.shape, at::TensorOptions().dtype(to_scalar_type(entry.dtype)));
+  at::Tensor tensor =
+      at::empty(entry.shape, at::TensorOptions().dtype(to_scalar_type(entry.dtype)).pinned_memory(pinned));
   // A zero-size tensor may have no storage pointer at all; memcpy must not see it.
   if (entry.nbytes() > 0) std::memcpy(tensor.data_ptr(), map_ + data_start_ + entry.begin, entry.nbytes());
   release_pages(map_ + data_start_ + entry.begin, entry.nbytes());
@@ -401,7 +402,9 @@ size_t TensorStore::shard_of(const std::string& name) const {
 
 const TensorInfo& TensorStore::info(const std::string& name) const { return shards_[shard_of(name)]->info(name); }
 
-at::Tensor TensorStore::load(const std::string& name) const { return shards_[shard_of(name)]->load(name); }
+at::Tensor TensorStore::load(const std::string& name, bool pinned) const {
+  return shards_[shard_of(name)]->load(name, pinned);
+}
 
 std::vector<std::string> TensorStore::names() const {
   std::vector<std::string> names;

@@ -80,6 +80,43 @@ TEST(BlockRunner, StatesPastTheDeviceBudgetStayOnTheHostWithTheSameResults) {
   EXPECT_TRUE(at::equal(sa.cpu(), sb));
 }
 
+TEST(BlockRunner, PrefetchingTheNextBlockGivesTheSameResults) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  const at::Tensor ids = random_ids(4, 16, ckpt.config().vocab_size);
+  RunnerOptions plain = quiet_options();
+  RunnerOptions prefetching = plain;
+  prefetching.prefetch = true;
+  BlockRunner a(ckpt, plain), b(ckpt, prefetching);
+  at::Tensor sa = a.embed(ids), sb = b.embed(ids);
+  std::vector<int64_t> visited;
+  a.forward_all(sa);
+  b.for_each_block(sb, [&](int64_t block, model::BlockWeights& w, at::Tensor& s) {
+    visited.push_back(block);
+    EXPECT_EQ(w[model::Linear::Down].weight.device(), plain.placement.device);
+    b.forward(w, s);
+  });
+  EXPECT_EQ(visited, (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_TRUE(at::equal(sa, sb));
+  // Stopping early leaves no staging behind (the last block staged is the last one visited).
+  visited.clear();
+  b.for_each_block(sb, [&](int64_t block, model::BlockWeights&, at::Tensor&) { visited.push_back(block); }, 2);
+  EXPECT_EQ(visited, (std::vector<int64_t>{0, 1}));
+}
+
+TEST(BlockRunner, StagedAndUploadedBlockEqualsALoadedOne) {
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
+  const Placement placement = test::test_placement();
+  const model::BlockWeights loaded = ckpt.load_block(1, placement);
+  const model::BlockWeights uploaded = io::Checkpoint::upload_block(ckpt.stage_block(1, placement), placement);
+  EXPECT_TRUE(at::equal(loaded.input_norm, uploaded.input_norm));
+  for (model::Linear l : model::kLinears) {
+    EXPECT_EQ(uploaded[l].weight.device(), placement.device);
+    EXPECT_EQ(uploaded[l].weight.scalar_type(), placement.compute_dtype);
+    EXPECT_TRUE(at::equal(loaded[l].weight, uploaded[l].weight));
+  }
+}
+
 TEST(BlockRunner, BatchSizeDoesNotChangeResults) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));

@@ -24,6 +24,10 @@ struct RunnerOptions {
   // batch at a time; smaller ones live on the device. Long calibrations of big models need the
   // host: 1024 x 2048 tokens of a 8192-wide model are 32 GiB in bf16.
   int64_t max_device_activation_bytes = int64_t{16} << 30;
+  // Stage block b+1 (read out of the memory map, into pinned memory on CUDA) on a second thread
+  // while block b computes. Costs one more block of host memory; on by default where it pays, on
+  // CUDA (the CLI's choice; see cli::runner_options).
+  bool prefetch = false;
   bool progress = true;
   std::string progress_label = "blocks";
 };
@@ -52,7 +56,8 @@ class BlockRunner {
   // Runs forward() through every block with no hooks.
   void forward_all(at::Tensor& states) const;
 
-  // For each block in order: load its weights, call visitor(b, weights, states), drop the weights.
+  // For each block in order: load its weights (prefetched when options().prefetch), call
+  // visitor(b, weights, states), drop the weights.
   // The visitor must leave in `states` the input of block b+1 (typically by calling forward()).
   // Stops before block `end` when given (callers that need only the first blocks load no others).
   using BlockVisitor = std::function<void(int64_t block, model::BlockWeights& weights, at::Tensor& states)>;

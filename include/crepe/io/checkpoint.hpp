@@ -26,8 +26,16 @@ class Checkpoint {
   const TensorStore& tensors() const { return store_; }
   int64_t num_layers() const { return config_.num_layers; }
 
-  // Block b's weights, converted to the placement's device and compute dtype.
+  // Block b's weights, converted to the placement's device and compute dtype:
+  // upload_block(stage_block(b, placement), placement).
   model::BlockWeights load_block(int64_t b, const Placement& placement) const;
+  // The slow half of a load, safe to run on another thread while the device computes: block b
+  // copied out of the memory map in its stored dtype, into pinned memory when the placement is
+  // CUDA (so that the upload is an asynchronous DMA copy).
+  model::BlockWeights stage_block(int64_t b, const Placement& placement) const;
+  // The other half: staged weights onto the placement's device (non-blocking from pinned memory),
+  // then converted to the compute dtype there.
+  static model::BlockWeights upload_block(const model::BlockWeights& staged, const Placement& placement);
   at::Tensor load_embedding(const Placement& placement) const;
   at::Tensor load_final_norm(const Placement& placement) const;
   at::Tensor load_lm_head(const Placement& placement) const;  // the embedding when tied

@@ -56,8 +56,9 @@ class SafetensorsFile {
   bool contains(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;  // InputError if absent
 
-  // A CPU tensor in the stored dtype and shape, copied out of the mapping (owned memory).
-  at::Tensor load(const std::string& name) const;
+  // A CPU tensor in the stored dtype and shape, copied out of the mapping (owned memory; in pinned
+  // memory when asked, for asynchronous uploads to a GPU). Safe to call from several threads.
+  at::Tensor load(const std::string& name, bool pinned = false) const;
   // The raw stored bytes of one tensor, valid while this object lives.
   const uint8_t* raw(const std::string& name) const;
 
@@ -86,7 +87,7 @@ class TensorStore {
 
   bool contains(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;  // InputError naming the tensor if absent
-  at::Tensor load(const std::string& name) const;          // stored dtype, CPU
+  at::Tensor load(const std::string& name, bool pinned = false) const;  // stored dtype, CPU
   // All tensor names, sorted.
   std::vector<std::string> names() const;
   // Shard files in order (one entry for a single-file checkpoint), as file names relative to dir.
