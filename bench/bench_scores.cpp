@@ -1,6 +1,7 @@
 // Scoring time of every metric on one weight matrix (default 4096 x 11008, LLaMA-7B's MLP shape):
-// median of several runs, plus CRePE's time relative to RIA. Prints a markdown table and, with
-// --json FILE, writes the numbers there.
+// median of several runs, plus CRePE's time relative to RIA, and the device's matmul rate as the
+// yardstick for calibration throughput (fp32, and bf16 on CUDA; --matmul-size N, 2048 by default).
+// Prints a markdown table and, with --json FILE, writes the numbers there.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
@@ -40,6 +41,7 @@ double median_seconds(const std::function<void()>& work, int repeats) {
 int main(int argc, char** argv) {
   int64_t rows = 4096, cols = 11008;
   int repeats = 5;
+  int64_t matmul_size = 2048;
   std::string json_path;
   std::string device = "cpu";
   for (int i = 1; i < argc; ++i) {
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     else if (a == "--repeats" && i + 1 < argc) repeats = std::stoi(argv[++i]);
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--device" && i + 1 < argc) device = argv[++i];
+    else if (a == "--matmul-size" && i + 1 < argc) matmul_size = std::stoll(argv[++i]);
   }
   c10::InferenceMode guard;
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
@@ -79,10 +82,16 @@ int main(int argc, char** argv) {
     time("crepe k=" + std::to_string(k), [&] { return crepe_score(W, act_norm, crepe); });
   }
   time("mask 50% layer", [&] { return select_mask(W, mask); });
-  // The machine's fp32 matmul rate, the yardstick for calibration throughput.
-  const at::Tensor a = at::randn({2048, 2048}, opts), b = at::randn({2048, 2048}, opts);
-  const double matmul_seconds = median_seconds([&] { (void)at::matmul(a, b).sum().item<float>(); }, repeats);
-  const double matmul_gflops = 2.0 * 2048 * 2048 * 2048 / matmul_seconds / 1e9;
+  // The device's matmul rate, the yardstick for calibration throughput.
+  auto matmul_gflops_in = [&](c10::ScalarType dtype) {
+    const int64_t n = matmul_size;
+    const at::Tensor a = at::randn({n, n}, opts.dtype(dtype)), b = at::randn({n, n}, opts.dtype(dtype));
+    const double seconds = median_seconds([&] { (void)at::matmul(a, b).sum().item<float>(); }, repeats);
+    return 2.0 * double(n) * double(n) * double(n) / seconds / 1e9;
+  };
+  const double matmul_gflops = matmul_gflops_in(at::kFloat);
+  const bool cuda = at::Device(device).is_cuda();
+  const double matmul_gflops_bf16 = cuda ? matmul_gflops_in(at::kBFloat16) : 0.0;
 
   const double ria = std::find_if(results.begin(), results.end(), [](const Row& r) { return r.name == "ria"; })->seconds;
   std::printf("| metric | seconds | vs ria |\n|---|---|---|\n");
@@ -91,12 +100,16 @@ int main(int argc, char** argv) {
   j["cols"] = cols;
   j["device"] = device;
   j["threads"] = at::get_num_threads();
+  j["matmul_size"] = matmul_size;
   j["matmul_gflops"] = matmul_gflops;
+  if (cuda) j["matmul_gflops_bf16"] = matmul_gflops_bf16;
   for (const Row& r : results) {
     std::printf("| %s | %.4f | %.2fx |\n", r.name.c_str(), r.seconds, r.seconds / ria);
     j["seconds"][r.name] = r.seconds;
   }
-  std::printf("\nfp32 matmul 2048^3: %.1f GFLOP/s (%d threads)\n", matmul_gflops, at::get_num_threads());
+  std::printf("\nfp32 matmul %lld^3: %.1f GFLOP/s (%d threads)\n", static_cast<long long>(matmul_size), matmul_gflops,
+              at::get_num_threads());
+  if (cuda) std::printf("bf16 matmul %lld^3: %.1f GFLOP/s\n", static_cast<long long>(matmul_size), matmul_gflops_bf16);
   if (!json_path.empty()) std::ofstream(json_path) << j.dump(2) << "\n";
   return 0;
 }

@@ -1,43 +1,158 @@
 #!/usr/bin/env bash
-# The CUDA check, for a machine with a GPU and a CUDA LibTorch 2.x (a PyTorch wheel's is fine) but no
-# Debian -dev packages: builds crepe against that LibTorch with header-only dependencies from
-# THIRD_PARTY (see cmake/Dependencies.cmake), runs the test suite with the GPU tests enabled, then a
-# short benchmark; everything within ~8 minutes. Logs and a JSON summary go to the folder given
-# (default gpu-check/).
-#   usage: scripts/gpu-check.sh [OUT_DIR]      env: THIRD_PARTY, TORCH_PREFIX, SHARED
+# The CUDA check (issue #8), for a machine with a GPU and a CUDA LibTorch 2.x (a PyTorch wheel's is
+# fine) but no Debian -dev packages and no network. Prepare on a Debian machine first:
+#   scripts/gpu-prepare.sh          # .device/: header-only dependencies + a copy of ../shared
+# then, on the GPU machine, from the repository root (with .device/ beside it):
+#   bash scripts/gpu-check.sh OUT_DIR
+# Steps, each under its own time limit so that the whole stays within ~8 minutes and a step that
+# hangs still leaves the others' results:
+#   1. build against the machine's LibTorch (CMAKE_PREFIX_PATH from python3's torch, or TORCH_PREFIX)
+#   2. the test suite with CREPE_TEST_DEVICE=cuda: the device-generic tests and the CLI tests compute
+#      on the GPU, the Device.* tests compare GPU with CPU
+#   3. benchmarks: scoring time of every metric on a 4096x11008 matrix and the card's matmul rate;
+#      calibration throughput on a 7B-shaped synthetic stack (bf16, fp32, states in pinned host
+#      memory) and on mini-llama-6m; peak GPU memory sampled by nvidia-smi meanwhile
+# OUT_DIR (default gpu-check/) receives summary.json and gpu-check.tar.gz (every step's stdout and
+# stderr, the raw JSON): two files, as the GPU tool brings few back. Steps past the deadline
+# (DEADLINE seconds, 480 by default) are skipped and say so.
+# Environment: TORCH_PREFIX, THIRD_PARTY (.device/third_party), SHARED (.device/shared, else ../shared),
+# JOBS (nproc), DEADLINE; for a rehearsal on a CPU machine: DEVICE=cpu LAYERS_7B=1 NSAMPLES_7B=2.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-gpu-check}
-mkdir -p "$OUT"
-TORCH_PREFIX=${TORCH_PREFIX:-$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')}
-SHARED=${SHARED:-../shared}
+OUT=$(mkdir -p "${1:-gpu-check}" && cd "${1:-gpu-check}" && pwd)
+TORCH_PREFIX=${TORCH_PREFIX:-$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)}
+THIRD_PARTY=${THIRD_PARTY:-$PWD/.device/third_party}
+if [ -z "${SHARED:-}" ]; then [ -d .device/shared ] && SHARED=$PWD/.device/shared || SHARED=$(cd ../shared && pwd); fi
+JOBS=${JOBS:-$(nproc)}
+DEADLINE=${DEADLINE:-480}
+DEVICE=${DEVICE:-cuda}
+LAYERS_7B=${LAYERS_7B:-4}
+NSAMPLES_7B=${NSAMPLES_7B:-64}
+BUILD=build-gpu
+WORK=$(mktemp -d)   # logs and JSON, archived into OUT at the end
+SYNTH=$(mktemp -d)  # checkpoints
 start=$(date +%s)
-status() { echo "{\"step\": \"$1\", \"ok\": $2, \"seconds\": $(( $(date +%s) - start ))}"; }
-summary=()
+steps=()
+step() {  # step NAME LIMIT COMMAND...: stdout to WORK/NAME.out, stderr to WORK/NAME.err; records ok, rc, seconds
+  local name=$1 limit=$2 t0 left rc
+  shift 2
+  t0=$(date +%s)
+  left=$(( start + DEADLINE - t0 ))
+  if (( left < 15 )); then
+    steps+=("{\"step\": \"$name\", \"ok\": false, \"skipped\": \"deadline\"}")
+    echo "gpu-check: $name skipped (deadline)"
+    return 1
+  fi
+  timeout $(( limit < left ? limit : left )) "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"
+  rc=$?
+  steps+=("{\"step\": \"$name\", \"ok\": $([ $rc = 0 ] && echo true || echo false), \"rc\": $rc, \"seconds\": $(( $(date +%s) - t0 )), \"from\": $t0, \"to\": $(date +%s)}")
+  echo "gpu-check: $name rc=$rc ($(( $(date +%s) - start )) s so far)"
+  return $rc
+}
 
-timeout 300 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
-  -DCREPE_THIRD_PARTY_DIR="${THIRD_PARTY:-third_party}" -DCREPE_SHARED_DIR="$SHARED" > "$OUT/configure.log" 2>&1 &&
-  timeout 300 cmake --build build-gpu -j "$(nproc)" > "$OUT/build.log" 2>&1
+{ nvidia-smi; python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'; c++ --version; cmake --version; } \
+  > "$WORK/environment.txt" 2>&1
+
+# Does LibTorch's pinned allocator round 1.25 GiB up to 2 GiB? (engine::worth_pinning assumes so.)
+cat > "$WORK/pinned_rounding.py" <<'PY'
+import json, torch
+def rss():
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
+before = rss()
+x = torch.empty(int(1.25 * 2**30), dtype=torch.uint8, pin_memory=True)
+stats = torch.cuda.host_memory_stats() if hasattr(torch.cuda, "host_memory_stats") else {}
+print(json.dumps({"requested": x.numel(), "rss_growth": rss() - before, "pinned": x.is_pinned(),
+                  "host_stats": {k: v for k, v in stats.items() if "bytes" in k and "current" in k}}))
+PY
+[ "$DEVICE" = cuda ] && step pinned-rounding 60 python3 "$WORK/pinned_rounding.py"
+
+step configure 90 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
+  -DCREPE_THIRD_PARTY_DIR="$THIRD_PARTY" -DCREPE_SHARED_DIR="$SHARED" &&
+  step build 300 cmake --build "$BUILD" -j "$JOBS"
 built=$?
-summary+=("$(status build $([ $built = 0 ] && echo true || echo false))")
 
 if [ $built = 0 ]; then
-  CREPE_SHARED_DIR="$SHARED" timeout 240 ctest --test-dir build-gpu -j 4 --output-on-failure > "$OUT/tests.log" 2>&1
-  summary+=("$(status tests $([ $? = 0 ] && echo true || echo false))")
-  build-gpu/crepe_bench_scores --device cuda --json "$OUT/scores-cuda.json" > "$OUT/scores-cuda.md" 2>&1
-  build-gpu/crepe_make_synthetic --out /tmp/crepe-7b-shape --tokenizer-from "$SHARED/models/mini-llama-6m" --layers 4 \
-    --hidden 4096 --intermediate 11008 --heads 32 --kv-heads 32 --vocab 4096 > /dev/null 2>&1
-  for dtype in bf16 fp32; do
-    timeout 120 build-gpu/crepe prune --model /tmp/crepe-7b-shape --out /tmp/crepe-7b-pruned --force -q --json \
-      --device cuda --dtype "$dtype" --calib-data "$SHARED/data/tinystories-val.txt" --nsamples 32 --seqlen 2048 \
-      > "$OUT/prune-7b-shape-$dtype.json" 2> "$OUT/prune-7b-shape-$dtype.log"
-  done
-  # The same with every hidden state in pinned host memory (what long calibrations of big models do).
-  timeout 120 build-gpu/crepe prune --model /tmp/crepe-7b-shape --out /tmp/crepe-7b-pruned --force -q --json \
-    --device cuda --dtype bf16 --max-device-activations 0 --calib-data "$SHARED/data/tinystories-val.txt" --nsamples 32 \
-    --seqlen 2048 > "$OUT/prune-7b-shape-bf16-host-activations.json" 2> "$OUT/prune-7b-shape-bf16-host-activations.log"
-  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv > "$OUT/nvidia-smi.csv" 2>&1
-  summary+=("$(status benchmark true)")
+  # Several test processes share the GPU; their CPU side gets 2 threads each.
+  CREPE_TEST_DEVICE=$DEVICE OMP_NUM_THREADS=2 step tests 180 ctest --test-dir "$BUILD" -j "$(( JOBS > 12 ? 12 : JOBS ))" \
+    --output-on-failure --timeout 120
+  # Device memory in use, every 100 ms through the benchmarks: the summary gives each step's peak.
+  nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 100 > "$WORK/memory-samples.txt" 2>/dev/null &
+  sampler=$!
+  step scores 60 "$BUILD/crepe_bench_scores" --device "$DEVICE" --matmul-size 8192 --json "$WORK/scores.json"
+  step synthesize 60 "$BUILD/crepe_make_synthetic" --out "$SYNTH/7b-shape" --tokenizer-from "$SHARED/models/mini-llama-6m" \
+    --layers "$LAYERS_7B" --hidden 4096 --intermediate 11008 --heads 32 --kv-heads 32 --vocab 4096
+  calibrate() {  # calibrate NAME MODEL ARGS...: a wanda prune whose JSON (NAME.out) times the two passes
+    local name=$1 model=$2
+    shift 2
+    step "$name" 60 "$BUILD/crepe" prune --model "$model" --out "$SYNTH/pruned" --force -q --json --method wanda \
+      --device "$DEVICE" --calib-data "$SHARED/data/tinystories-val.txt" "$@"
+  }
+  calibrate prune-7b-shape-bf16 "$SYNTH/7b-shape" --dtype bf16 --nsamples "$NSAMPLES_7B" --seqlen 2048
+  calibrate prune-7b-shape-fp32 "$SYNTH/7b-shape" --dtype fp32 --nsamples "$NSAMPLES_7B" --seqlen 2048
+  calibrate prune-7b-shape-bf16-host-states "$SYNTH/7b-shape" --dtype bf16 --nsamples "$NSAMPLES_7B" --seqlen 2048 \
+    --max-device-activations 0
+  calibrate prune-mini-llama-6m-fp32 "$SHARED/models/mini-llama-6m" --dtype fp32 --nsamples 128 --seqlen 256
+  kill "$sampler" 2>/dev/null
 fi
-(IFS=,; echo "[${summary[*]}]") > "$OUT/summary.json"
-cat "$OUT/summary.json"
+rm -rf "$SYNTH"
+
+python3 - "$WORK" "$SHARED" "$LAYERS_7B" "${steps[@]}" <<'PY'
+import datetime, json, os, sys, time
+out, shared, layers_7b = sys.argv[1], sys.argv[2], int(sys.argv[3])
+steps = [json.loads(s) for s in sys.argv[4:]]
+summary = {"steps": steps}
+def load(name):
+    try:
+        return json.load(open(os.path.join(out, name)))
+    except (OSError, ValueError):
+        return None
+scores = load("scores.json")
+if scores:
+    s = scores["seconds"]
+    summary["scoring_seconds_4096x11008"] = s
+    summary["crepe_k5_over_ria"] = s["crepe k=5"] / s["ria"]
+    summary["matmul_tflops"] = {"fp32": scores["matmul_gflops"] / 1e3, "bf16": scores.get("matmul_gflops_bf16", 0) / 1e3}
+# Forward FLOPs per token: linear layers 2 x params, causal attention 2 x seqlen x heads x head_dim per layer.
+shapes = {"7b-shape": dict(h=4096, i=11008, L=layers_7b, heads=32, kv=32)}
+mini = json.load(open(os.path.join(shared, "models/mini-llama-6m/config.json")))
+shapes["mini-llama-6m"] = dict(h=mini["hidden_size"], i=mini["intermediate_size"], L=mini["num_hidden_layers"],
+                               heads=mini["num_attention_heads"], kv=mini.get("num_key_value_heads", mini["num_attention_heads"]))
+runs = {}
+for name in sorted(os.listdir(out)):
+    if not (name.startswith("prune-") and name.endswith(".out")):
+        continue
+    report = load(name)
+    if not report:
+        continue
+    shape = shapes["7b-shape" if "7b-shape" in name else "mini-llama-6m"]
+    h, i, L, heads, kv = shape["h"], shape["i"], shape["L"], shape["heads"], shape["kv"]
+    hd = h // heads
+    seqlen, tokens = report["calibration"]["seqlen"], report["calibration"]["tokens"]
+    flops = L * (2 * (h * heads * hd + 2 * h * kv * hd + heads * hd * h + 3 * h * i) + 2 * seqlen * heads * hd)
+    passes = report["seconds"]["statistics"] + report["seconds"]["forward"]  # two passes over every block
+    tps = 2 * tokens / passes
+    bf16 = "bf16" in name
+    rate = summary.get("matmul_tflops", {}).get("bf16" if bf16 else "fp32", 0)
+    runs[name[:-4]] = {"tokens_per_second_per_pass": tps, "achieved_tflops": tps * flops / 1e12,
+                       "fraction_of_matmul": tps * flops / 1e12 / rate if rate else None, "seconds": report["seconds"]}
+summary["calibration"] = runs
+summary["pinned_rounding"] = load("pinned-rounding.out")
+# nvidia-smi's samples ("YYYY/MM/DD HH:MM:SS.mmm, MiB", local time): each benchmark step's peak.
+samples = []
+try:
+    for line in open(os.path.join(out, "memory-samples.txt")):
+        stamp, _, mib = line.partition(",")
+        when = datetime.datetime.strptime(stamp.strip(), "%Y/%m/%d %H:%M:%S.%f")
+        samples.append((time.mktime(when.timetuple()) + when.microsecond / 1e6, int(mib)))
+except (OSError, ValueError):
+    pass
+summary["peak_gpu_memory_mib"] = {
+    s["step"]: max((m for t, m in samples if s["from"] <= t <= s["to"] + 1), default=None)
+    for s in steps if "from" in s and s["step"] not in ("configure", "build", "tests")}
+json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
+print(json.dumps(summary, indent=1))
+PY
+cp "$WORK/summary.json" "$OUT/summary.json" 2>/dev/null
+tar -czf "$OUT/gpu-check.tar.gz" -C "$WORK" .
+grep -E "tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)" "$WORK/tests.out" 2>/dev/null | tail -25
+rm -rf "$WORK"
