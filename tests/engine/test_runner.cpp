@@ -9,14 +9,6 @@
 namespace crepe::engine {
 namespace {
 
-// Quiet options on the test device (CREPE_TEST_DEVICE).
-RunnerOptions quiet_options() {
-  RunnerOptions options;
-  options.placement = test::test_placement();
-  options.progress = false;
-  return options;
-}
-
 at::Tensor random_ids(int64_t n, int64_t seq, int64_t vocab) {
   at::manual_seed(7);
   return at::randint(vocab, {n, seq}, at::TensorOptions().dtype(at::kLong));
@@ -25,7 +17,7 @@ at::Tensor random_ids(int64_t n, int64_t seq, int64_t vocab) {
 TEST(BlockRunner, StreamsBlocksInOrderAndMatchesADirectForward) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
-  RunnerOptions options = quiet_options();
+  RunnerOptions options = test::test_runner_options();
   BlockRunner runner(ckpt, options);
   const at::Tensor ids = random_ids(5, 32, ckpt.config().vocab_size);
 
@@ -48,7 +40,7 @@ TEST(BlockRunner, StreamsBlocksInOrderAndMatchesADirectForward) {
 TEST(BlockRunner, StopsBeforeTheEndBlockWhenGiven) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
-  RunnerOptions options = quiet_options();
+  RunnerOptions options = test::test_runner_options();
   BlockRunner runner(ckpt, options);
   at::Tensor states = runner.embed(random_ids(2, 8, ckpt.config().vocab_size));
   std::vector<int64_t> visited;
@@ -67,7 +59,7 @@ TEST(BlockRunner, StatesPastTheDeviceBudgetStayOnTheHostWithTheSameResults) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   const at::Tensor ids = random_ids(7, 16, ckpt.config().vocab_size);
-  RunnerOptions resident = quiet_options();
+  RunnerOptions resident = test::test_runner_options();
   resident.batch_size = 3;  // 7 sequences: the host path embeds in three batches
   RunnerOptions hosted = resident;
   hosted.max_device_activation_bytes = 0;
@@ -84,7 +76,7 @@ TEST(BlockRunner, PrefetchingTheNextBlockGivesTheSameResults) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   const at::Tensor ids = random_ids(4, 16, ckpt.config().vocab_size);
-  RunnerOptions plain = quiet_options();
+  RunnerOptions plain = test::test_runner_options();
   RunnerOptions prefetching = plain;
   prefetching.prefetch = true;
   BlockRunner a(ckpt, plain), b(ckpt, prefetching);
@@ -121,7 +113,7 @@ TEST(BlockRunner, BatchSizeDoesNotChangeResults) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   const at::Tensor ids = random_ids(6, 24, ckpt.config().vocab_size);
-  RunnerOptions one = quiet_options();
+  RunnerOptions one = test::test_runner_options();
   one.batch_size = 1;
   RunnerOptions four = one;
   four.batch_size = 4;  // 6 sequences: a full batch and a partial one
@@ -135,7 +127,7 @@ TEST(BlockRunner, BatchSizeDoesNotChangeResults) {
 TEST(BlockRunner, ObserverSeesEveryBatchOfEveryLinearInput) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
-  RunnerOptions options = quiet_options();
+  RunnerOptions options = test::test_runner_options();
   options.batch_size = 2;
   BlockRunner runner(ckpt, options);
   at::Tensor states = runner.embed(random_ids(5, 16, ckpt.config().vocab_size));
@@ -164,7 +156,7 @@ TEST(BlockRunner, HostStatesArePinnedOnlyWhenThePowerOfTwoRoundingWastesAtMostAQ
 
 TEST(BlockRunner, AutomaticBatchSizeShrinksWithSequenceLength) {
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
-  BlockRunner runner(ckpt, quiet_options());
+  BlockRunner runner(ckpt, test::test_runner_options());
   EXPECT_GE(runner.batch_size(128), runner.batch_size(2048));
   EXPECT_GE(runner.batch_size(2048), 1);
 }

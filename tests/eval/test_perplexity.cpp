@@ -20,14 +20,6 @@ nlohmann::json reference(const std::string& model) {
   return nlohmann::json::parse(in);
 }
 
-// Quiet options on the test device (CREPE_TEST_DEVICE).
-engine::RunnerOptions quiet() {
-  engine::RunnerOptions options;
-  options.placement = test::test_placement();
-  options.progress = false;
-  return options;
-}
-
 at::Tensor first_ids(const nlohmann::json& ref, int64_t n) {
   auto ids = ref.at("inputs").at("input_ids").get<std::vector<int64_t>>();
   ids.resize(n);
@@ -43,7 +35,7 @@ TEST(Perplexity, MatchesReferenceLossOverOneWindow) {
                         Case{"mini-llama-6m", "eval256", 256}}) {
     const auto ref = reference(c.model);
     const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/" + c.model));
-    const PerplexityResult r = perplexity(ckpt, first_ids(ref, c.tokens), quiet());
+    const PerplexityResult r = perplexity(ckpt, first_ids(ref, c.tokens), test::test_runner_options());
     const double expected_loss = ref.at(c.key).at("mean_loss").get<double>();
     EXPECT_NEAR(r.mean_nll, expected_loss, 2e-5) << c.model << " " << c.key;
     EXPECT_NEAR(r.perplexity, ref.at(c.key).at("perplexity").get<double>(), 1e-4 * r.perplexity);
@@ -56,10 +48,10 @@ TEST(Perplexity, IsExpOfMeanOverWindowsScoredIndependently) {
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   at::manual_seed(3);
   const at::Tensor windows = at::randint(512, {3, 40}, at::TensorOptions().dtype(at::kLong));
-  const PerplexityResult together = perplexity(ckpt, windows, quiet());
+  const PerplexityResult together = perplexity(ckpt, windows, test::test_runner_options());
   double nll_sum = 0;
   for (int64_t w = 0; w < 3; ++w) {
-    const PerplexityResult alone = perplexity(ckpt, windows.narrow(0, w, 1), quiet());
+    const PerplexityResult alone = perplexity(ckpt, windows.narrow(0, w, 1), test::test_runner_options());
     // 1e-5: on a GPU the two batch shapes may take different matmul kernels.
     EXPECT_NEAR(together.window_nll[w].item<double>(), alone.mean_nll, 1e-5 * alone.mean_nll);
     nll_sum += alone.mean_nll * 39;

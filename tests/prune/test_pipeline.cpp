@@ -12,15 +12,8 @@
 namespace crepe::prune {
 namespace {
 
-// Quiet options on the test device (CREPE_TEST_DEVICE); pruned weights come back to the CPU to be
-// compared.
-engine::RunnerOptions quiet() {
-  engine::RunnerOptions o;
-  o.placement = test::test_placement();
-  o.progress = false;
-  return o;
-}
-
+// The pipeline runs on the test device (CREPE_TEST_DEVICE); pruned weights come back to the CPU to
+// be compared.
 at::Tensor random_ids(int64_t n, int64_t seq, int64_t vocab, uint64_t seed) {
   at::manual_seed(seed);
   return at::randint(vocab, {n, seq}, at::TensorOptions().dtype(at::kLong));
@@ -67,7 +60,7 @@ TEST(Pipeline, MatchesASequentialReferenceImplementation) {
   config.mask.group = Group::Row;
   config.mask.sparsity = 0.5;
   std::vector<at::Tensor> got;
-  const PruneOutcome outcome = prune_model(ckpt, ids, config, quiet(), [&](int64_t, const model::BlockWeights& w) {
+  const PruneOutcome outcome = prune_model(ckpt, ids, config, test::test_runner_options(), [&](int64_t, const model::BlockWeights& w) {
     for (model::Linear l : model::kLinears) got.push_back(w[l].weight.clone().cpu());
   });
   const auto expected = reference_sequential_wanda(ckpt, ids, 0.5);
@@ -91,7 +84,7 @@ TEST(Pipeline, EveryMetricAndPatternGivesExactSparsityOnARealModel) {
       config.crepe.gamma = 0.5;
       config.mask.pattern = parse_pattern(pattern);
       config.mask.sparsity = 0.6;
-      const PruneOutcome outcome = prune_model(ckpt, ids, config, quiet(), [&](int64_t, const model::BlockWeights& w) {
+      const PruneOutcome outcome = prune_model(ckpt, ids, config, test::test_runner_options(), [&](int64_t, const model::BlockWeights& w) {
         for (model::Linear l : model::kLinears) {
           const at::Tensor W = w[l].weight;
           const int64_t in = W.size(1);
@@ -118,7 +111,7 @@ TEST(Pipeline, MagnitudeNeedsNoCalibration) {
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   PruneConfig config;
   config.metric = Metric::Magnitude;
-  const PruneOutcome outcome = prune_model(ckpt, at::Tensor(), config, quiet(), [](int64_t, const model::BlockWeights&) {});
+  const PruneOutcome outcome = prune_model(ckpt, at::Tensor(), config, test::test_runner_options(), [](int64_t, const model::BlockWeights&) {});
   EXPECT_EQ(outcome.layers.size(), 35u);  // ran without any calibration data
   EXPECT_DOUBLE_EQ(outcome.sparsity(), 0.5);
 }
@@ -182,7 +175,7 @@ TEST(Composition, EveryOptionWithEveryScoreMetric) {
       option.apply(config);
       const std::string label = std::string(metric_name(metric)) + " + " + option.name;
       std::vector<double> layer_sparsity;
-      const PruneOutcome outcome = prune_model(ckpt, ids, config, quiet(), [&](int64_t, const model::BlockWeights& w) {
+      const PruneOutcome outcome = prune_model(ckpt, ids, config, test::test_runner_options(), [&](int64_t, const model::BlockWeights& w) {
         for (model::Linear l : model::kLinears) {
           const at::Tensor W = w[l].weight;
           if (config.permute) {
@@ -239,10 +232,10 @@ TEST(Composition, ReconstructionLowersTheBlockOutputErrorOfTheSameMask) {
   PruneConfig rebuilt = plain;
   rebuilt.reconstruct = true;
   std::vector<at::Tensor> a, b;
-  prune_model(ckpt, ids, plain, quiet(), [&](int64_t blk, const model::BlockWeights& w) {
+  prune_model(ckpt, ids, plain, test::test_runner_options(), [&](int64_t blk, const model::BlockWeights& w) {
     if (blk == 0) for (model::Linear l : model::kLinears) a.push_back(w[l].weight.clone().cpu());
   });
-  prune_model(ckpt, ids, rebuilt, quiet(), [&](int64_t blk, const model::BlockWeights& w) {
+  prune_model(ckpt, ids, rebuilt, test::test_runner_options(), [&](int64_t blk, const model::BlockWeights& w) {
     if (blk == 0) for (model::Linear l : model::kLinears) b.push_back(w[l].weight.clone().cpu());
   });
   // Same masks in block 0 (same dense inputs), different kept values.

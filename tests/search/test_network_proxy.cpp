@@ -18,14 +18,12 @@ namespace {
 
 struct Fixture {
   io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
-  engine::RunnerOptions run;
+  engine::RunnerOptions run = test::test_runner_options();  // the proxies run there; the references on the CPU
   at::Tensor ids;
   SearchStats stats;
   ProxyInputs inputs;
 
   Fixture(const std::vector<int64_t>& blocks, int64_t samples, c10::ScalarType compute = at::kFloat) {
-    run.progress = false;
-    run.placement = test::test_placement();  // the proxies run there; the references below on the CPU
     run.placement.compute_dtype = compute;
     at::manual_seed(11);
     ids = at::randint(ckpt.config().vocab_size, {6, 24}, at::TensorOptions().dtype(at::kLong));

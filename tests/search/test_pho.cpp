@@ -69,9 +69,7 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   at::manual_seed(2);
   const at::Tensor ids = at::randint(512, {4, 64}, at::TensorOptions().dtype(at::kLong));
-  engine::RunnerOptions run;
-  run.placement = test::test_placement();
-  run.progress = false;
+  const engine::RunnerOptions run = test::test_runner_options();
   const SearchStats stats = collect_search_stats(ckpt, ids, {0, 4}, run, {{"test", 1}, {"blocks", {0, 4}}});
   ASSERT_EQ(stats.blocks.size(), 2u);
   EXPECT_EQ(stats.blocks[1].block, 4);
@@ -110,9 +108,7 @@ TEST(Pho, StatisticsCacheIsReusedOnlyForTheSameRequest) {
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   at::manual_seed(3);
   const at::Tensor ids = at::randint(512, {2, 32}, at::TensorOptions().dtype(at::kLong));
-  engine::RunnerOptions run;
-  run.placement = test::test_placement();
-  run.progress = false;
+  const engine::RunnerOptions run = test::test_runner_options();
   const nlohmann::json provenance = {{"model", "stories260k"}, {"blocks", {1, 2}}};
   const SearchStats stats = collect_search_stats(ckpt, ids, {1, 2}, run, provenance);
   test::TempDir dir;

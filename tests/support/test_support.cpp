@@ -35,6 +35,13 @@ Placement test_placement() {
   return placement;
 }
 
+engine::RunnerOptions test_runner_options() {
+  engine::RunnerOptions options;
+  options.placement = test_placement();
+  options.progress = false;
+  return options;
+}
+
 TempDir::TempDir() {
   std::string pattern = (fs::temp_directory_path() / "crepe-test-XXXXXX").string();
   if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");

@@ -9,6 +9,7 @@
 
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
+#include "crepe/engine/runner.hpp"
 
 namespace crepe::test {
 
@@ -23,6 +24,8 @@ std::string source_dir();
 Placement test_placement();
 // CREPE_TEST_DEVICE itself, or "" when unset.
 std::string test_device_name();
+// Runner options for tests: test_placement(), no progress output.
+engine::RunnerOptions test_runner_options();
 
 // A fresh directory under the system temp dir, removed (recursively) when the object dies.
 class TempDir {
