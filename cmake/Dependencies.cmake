@@ -39,6 +39,28 @@ if(NOT TARGET spdlog::spdlog)
   endif()
 endif()
 
+# LibTorch 2.x ships its own, newer fmt in its include folder (fmt 12 with LibTorch 2.13), which
+# would shadow the fmt spdlog was written for: Debian's spdlog 1.10 does not compile against fmt >= 10.
+# Then a folder holding only a link to spdlog's fmt is put first on every include path
+# (CREPE_FMT_FIRST_DIR, applied to crepe_core in CMakeLists.txt).
+set(CREPE_FMT_FIRST_DIR "")
+set(torch_fmt "")
+foreach(dir IN LISTS TORCH_INCLUDE_DIRS)
+  if(EXISTS "${dir}/fmt/core.h")
+    set(torch_fmt "${dir}")
+  endif()
+endforeach()
+if(torch_fmt)
+  find_path(CREPE_SPDLOG_FMT_INCLUDE fmt/core.h HINTS "${CREPE_THIRD_PARTY_DIR}/fmt/include"
+            NO_CMAKE_PATH NO_CMAKE_ENVIRONMENT_PATH)
+  if(CREPE_SPDLOG_FMT_INCLUDE AND NOT CREPE_SPDLOG_FMT_INCLUDE STREQUAL torch_fmt)
+    set(CREPE_FMT_FIRST_DIR "${CMAKE_BINARY_DIR}/spdlog-fmt")
+    file(MAKE_DIRECTORY "${CREPE_FMT_FIRST_DIR}")
+    file(CREATE_LINK "${CREPE_SPDLOG_FMT_INCLUDE}/fmt" "${CREPE_FMT_FIRST_DIR}/fmt" SYMBOLIC)
+    message(STATUS "fmt: ${CREPE_SPDLOG_FMT_INCLUDE}/fmt ahead of LibTorch's own (${torch_fmt}/fmt)")
+  endif()
+endif()
+
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
   pkg_check_modules(PCRE2 QUIET IMPORTED_TARGET libpcre2-8)
