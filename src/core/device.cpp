@@ -48,6 +48,10 @@ Placement make_placement(const std::string& device, const std::string& dtype) {
   return placement;
 }
 
+void synchronize(c10::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
 std::string dtype_name(c10::ScalarType dtype) {
   switch (dtype) {
     case c10::kFloat: return "fp32";

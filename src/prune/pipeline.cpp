@@ -16,6 +16,16 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+// A stage's seconds on `device`: its queued work finishes inside the interval it is charged to.
+Clock::time_point device_now(c10::Device device) {
+  synchronize(device);
+  return Clock::now();
+}
+double device_since(Clock::time_point start, c10::Device device) {
+  synchronize(device);
+  return since(start);
+}
+
 StatsRequest request_for(const PruneConfig& config) {
   StatsRequest request;
   request.gram = config.metric == Metric::SparseGPT || config.reconstruct;
@@ -160,10 +170,11 @@ namespace {
 std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const engine::BlockRunner& runner, int64_t b,
                                       model::BlockWeights& weights, const at::Tensor& states, const PruneConfig& config,
                                       PruneOutcome& outcome, bool calibrated) {
-  auto t = Clock::now();
+  const c10::Device device = runner.options().placement.device;
+  auto t = device_now(device);
   std::array<InputStats, model::kLinearInputCount> stats;
   if (calibrated) stats = collect_statistics(runner, weights, states, request_for(config));
-  outcome.statistics_seconds += since(t);
+  outcome.statistics_seconds += device_since(t, device);
   std::vector<LayerOutcome> layers;
   for (model::Linear linear : model::kLinears) {
     t = Clock::now();
@@ -212,9 +223,9 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
       outcome.pruned += layer.pruned;
       outcome.layers.push_back(layer);
     }
-    const auto t = Clock::now();
+    const auto t = device_now(options.placement.device);
     if (calibrated) runner.forward(weights, block_states);
-    outcome.forward_seconds += since(t);
+    outcome.forward_seconds += device_since(t, options.placement.device);
     sink(b, weights);
     if (hooks.finished) hooks.finished(b, weights, layers, restored);
   });

@@ -25,4 +25,9 @@ Placement make_placement(const std::string& device, const std::string& dtype);
 
 std::string dtype_name(c10::ScalarType dtype);
 
+// Waits until the device has finished the work queued on it (CUDA runs kernels asynchronously);
+// nothing to wait for on the CPU. Timers call it before reading the clock, so that they measure the
+// work rather than its launch.
+void synchronize(c10::Device device);
+
 }  // namespace crepe
