@@ -6,6 +6,13 @@ namespace crepe::prune {
 
 at::Tensor InputStats::norm() const { return sq_sum.sqrt(); }
 
+InputStats to_host(InputStats stats) {
+  for (at::Tensor* t : {&stats.sq_sum, &stats.sum, &stats.gram}) {
+    if (t->defined()) *t = t->cpu();
+  }
+  return stats;
+}
+
 at::Tensor InputStats::mean() const { return sum / static_cast<double>(std::max<int64_t>(tokens, 1)); }
 
 at::Tensor InputStats::variance() const {

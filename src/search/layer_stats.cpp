@@ -40,7 +40,9 @@ SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Ten
         acc[static_cast<int>(which)].add(x);
       });
       BlockStats block{b, {}, {}};
-      for (int i = 0; i < model::kLinearInputCount; ++i) block.inputs[i] = acc[i].take();
+      // The statistics (a Gram matrix per input: 11008^2 floats for a 7B MLP) wait in host memory,
+      // as the cache holds them; the proxies move what they use to the device.
+      for (int i = 0; i < model::kLinearInputCount; ++i) block.inputs[i] = prune::to_host(acc[i].take());
       if (keep_samples) block.sample_input = sample_states.to(at::kCPU, at::kFloat).clone();
       stats.blocks.push_back(std::move(block));
     }

@@ -97,12 +97,17 @@ Candidate candidate_from_json(const nlohmann::json& j, const std::string& source
 ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options,
                          bool network) {
   ProxyInputs inputs;
+  inputs.device = options.placement.device;
+  const bool with_network = network && has_subsample(stats);
+  // The network proxy keeps every block's weights on the device; the layers share them (no second
+  // copy). Without it the weights wait in host memory, in the compute dtype, and each is moved to
+  // the device as it is judged: a whole model need not fit on the GPU.
+  const Placement host{c10::Device(c10::kCPU), options.placement.compute_dtype};
   std::vector<int64_t> blocks;
   std::vector<model::BlockWeights> dense;
   std::vector<at::Tensor> samples;
   for (const BlockStats& block : stats.blocks) {
-    model::BlockWeights weights = checkpoint.load_block(block.block, options.placement);
-    // The layers share the weights the network proxy keeps (device, compute dtype): no second copy.
+    model::BlockWeights weights = checkpoint.load_block(block.block, with_network ? options.placement : host);
     for (model::Linear linear : model::kLinears) {
       inputs.layers.push_back({weights[linear].weight, &block.inputs[static_cast<int>(model::input_of(linear))]});
     }
@@ -110,7 +115,7 @@ ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& st
     dense.push_back(std::move(weights));
     samples.push_back(block.sample_input);
   }
-  if (network && has_subsample(stats)) {
+  if (with_network) {
     inputs.network = std::make_shared<NetworkProxy>(checkpoint, std::move(blocks), std::move(dense), std::move(samples), options);
   }
   return inputs;

@@ -64,17 +64,17 @@ std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate&
   spec.group = candidate.group;
   double gini_sum = 0, error = 0, energy = 0, diag_error = 0, diag_energy = 0;
   std::vector<at::Tensor> pruned;  // for the network proxies
+  const prune::InputStats* gram_of = nullptr;  // q, k and v (and gate, up) share one input: one upload
+  at::Tensor H;
   for (const LayerData& layer : inputs.layers) {
-    // Scored where the weight lives; the statistics follow it there (a vector, or for recon one
-    // Gram matrix at a time).
-    const at::Tensor W = layer.weight.to(at::kFloat);
-    const at::Device device = W.device();
+    const at::Device device = inputs.device;
+    const at::Tensor W = layer.weight.to(device, at::kFloat);
     const at::Tensor scores = prune::crepe_score(W, layer.stats->norm().to(device), candidate.crepe);
     const at::Tensor keep = prune::select_mask(scores, spec);
     if (wanted(Proxy::Gini)) gini_sum += gini_coefficient(scores.masked_select(keep.logical_not()));
     const at::Tensor removed = W * keep.logical_not();
     if (wanted(Proxy::Recon)) {
-      const at::Tensor H = layer.stats->gram.to(device);
+      if (gram_of != layer.stats) H = layer.stats->gram.to(device), gram_of = layer.stats;
       error += (at::matmul(removed, H) * removed).sum().item<double>();
       energy += (at::matmul(W, H) * W).sum().item<double>();
     }

@@ -28,6 +28,9 @@ struct InputStats {
   at::Tensor variance() const;  // Var[x_j]   (needs moments)
 };
 
+// The same statistics in host memory (a copy only where they were on a device).
+InputStats to_host(InputStats stats);
+
 class StatsAccumulator {
  public:
   explicit StatsAccumulator(StatsRequest request = {}) : request_(request) {}

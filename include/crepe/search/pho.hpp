@@ -66,8 +66,8 @@ struct PhoOptions {
   bool progress = true;
 };
 
-// What the proxies look at: every linear layer of the blocks in `stats` (float32, on the CPU) and,
-// with `network` and a subsample in the statistics, the network for block_out and kl (on options'
+// What the proxies look at: every linear layer of the blocks in `stats`, judged on options' device,
+// and, with `network` and a subsample in the statistics, the network for block_out and kl (on that
 // device; it holds every block in use and runs them once to make its dense references).
 // `stats` must outlive the result.
 ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options,

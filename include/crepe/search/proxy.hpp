@@ -40,10 +40,9 @@ struct Candidate {
   prune::Group group = prune::Group::Layer;
 };
 
-// The proxies score and mask on the weight's device (the GPU under --device cuda), in float32.
 struct LayerData {
-  at::Tensor weight;                    // [out, in], on the compute device, in any float dtype
-  const prune::InputStats* stats;       // its input's sq_sum and gram (host memory: the stats cache)
+  at::Tensor weight;                    // [out, in], any float dtype, on ProxyInputs::device or the host
+  const prune::InputStats* stats;       // its input's sq_sum and gram, in host memory (the stats cache)
 };
 
 class NetworkProxy;
@@ -53,6 +52,9 @@ class NetworkProxy;
 struct ProxyInputs {
   std::vector<LayerData> layers;
   std::shared_ptr<const NetworkProxy> network;  // null: only the statistics proxies are available
+  // Where the proxies score and mask, in float32 (the GPU under --device cuda): each layer's weight
+  // and statistics are moved there as it is judged.
+  c10::Device device = c10::Device(c10::kCPU);
 };
 
 // Whether `proxy` can be computed from `inputs`; when not, `why` says what is missing.
