@@ -19,6 +19,7 @@ constexpr int64_t kBatchBudgetBytes = int64_t{512} << 20;
 }  // namespace
 
 bool worth_pinning(int64_t bytes) {
+  if (bytes <= 0) return false;
   uint64_t rounded = 1;
   while (rounded < static_cast<uint64_t>(bytes)) rounded <<= 1;
   return rounded - static_cast<uint64_t>(bytes) <= static_cast<uint64_t>(bytes) / 4;

@@ -34,7 +34,7 @@ TEST(BlockRunner, StreamsBlocksInOrderAndMatchesADirectForward) {
   at::Tensor direct = model::embed_tokens(ckpt.load_embedding(cpu), ids);
   const auto rope = model::make_rope(ckpt.config(), 32, cpu.device, cpu.compute_dtype);
   for (int64_t b = 0; b < ckpt.num_layers(); ++b) direct = model::block_forward(ckpt.config(), ckpt.load_block(b, cpu), direct, rope);
-  EXPECT_LT((states.cpu() - direct).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((states.cpu() - direct).abs().max().item<double>(), 1e-5 * (1 + direct.abs().max().item<double>()));
 }
 
 TEST(BlockRunner, StopsBeforeTheEndBlockWhenGiven) {
@@ -99,13 +99,16 @@ TEST(BlockRunner, PrefetchingTheNextBlockGivesTheSameResults) {
 TEST(BlockRunner, StagedAndUploadedBlockEqualsALoadedOne) {
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
   const Placement placement = test::test_placement();
-  const model::BlockWeights loaded = ckpt.load_block(1, placement);
   const model::BlockWeights uploaded = io::Checkpoint::upload_block(ckpt.stage_block(1, placement), placement);
-  EXPECT_TRUE(at::equal(loaded.input_norm, uploaded.input_norm));
+  // Against the stored tensors read directly and converted in one step.
+  auto stored = [&](const std::string& name) {
+    return ckpt.tensors().load(name).to(placement.device, placement.compute_dtype);
+  };
+  EXPECT_TRUE(at::equal(uploaded.input_norm, stored("model.layers.1.input_layernorm.weight")));
   for (model::Linear l : model::kLinears) {
     EXPECT_EQ(uploaded[l].weight.device(), placement.device);
     EXPECT_EQ(uploaded[l].weight.scalar_type(), placement.compute_dtype);
-    EXPECT_TRUE(at::equal(loaded[l].weight, uploaded[l].weight));
+    EXPECT_TRUE(at::equal(uploaded[l].weight, stored(io::Checkpoint::linear_weight_name(1, l))));
   }
 }
 

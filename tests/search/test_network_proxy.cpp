@@ -169,8 +169,8 @@ TEST(NetworkProxy, SubsampleRoundTripsThroughTheStatisticsCache) {
   // The block-4 input is what blocks 0..3 make of the first sequences: check against the runner.
   engine::BlockRunner runner(f.ckpt, f.run);
   at::Tensor states = runner.embed(f.ids.narrow(0, 0, 2));
-  for (int64_t b = 0; b < 4; ++b) runner.forward(f.ckpt.load_block(b, Placement{}), states);
-  EXPECT_LT((states - f.stats.blocks[1].sample_input).abs().max().item<double>(), 1e-5);
+  for (int64_t b = 0; b < 4; ++b) runner.forward(f.ckpt.load_block(b, f.run.placement), states);
+  EXPECT_LT((states.cpu() - f.stats.blocks[1].sample_input).abs().max().item<double>(), 1e-5);
 }
 
 }  // namespace

@@ -38,6 +38,7 @@ Placement test_placement() {
 engine::RunnerOptions test_runner_options() {
   engine::RunnerOptions options;
   options.placement = test_placement();
+  options.prefetch = options.placement.device.is_cuda();  // as the CLI does
   options.progress = false;
   return options;
 }

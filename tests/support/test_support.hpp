@@ -24,7 +24,7 @@ std::string source_dir();
 Placement test_placement();
 // CREPE_TEST_DEVICE itself, or "" when unset.
 std::string test_device_name();
-// Runner options for tests: test_placement(), no progress output.
+// Runner options for tests: test_placement(), prefetching as the CLI does, no progress output.
 engine::RunnerOptions test_runner_options();
 
 // A fresh directory under the system temp dir, removed (recursively) when the object dies.
