@@ -94,21 +94,23 @@ at::Tensor proxy_subsample(const SearchOptions& o, const text::Tokenizer& tokeni
   return held_out_windows(tokenizer, o.proxy_data, seqlen, o.proxy_samples).ids;
 }
 
+// The search's statistics, from --stats when that file was made for the same request; Gram
+// matrices only when `need_gram` (the recon proxy reads them, nothing else does).
 search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckpt, const at::Tensor& calib,
                                const at::Tensor& proxy_ids, const std::vector<int64_t>& blocks,
-                               const engine::RunnerOptions& run, int64_t seqlen) {
+                               const engine::RunnerOptions& run, int64_t seqlen, bool need_gram) {
   const nlohmann::json provenance = {{"model", o.model}, {"data", o.calib_data}, {"nsamples", o.nsamples},
                                      {"seqlen", seqlen}, {"seed", o.seed}, {"blocks", blocks},
                                      {"proxy_samples", o.proxy_samples}, {"proxy_data", o.proxy_data}};
   if (!o.stats_path.empty()) {
     std::string why;
-    if (auto cached = search::load_search_stats(o.stats_path, provenance, &why)) {
+    if (auto cached = search::load_search_stats(o.stats_path, provenance, &why, need_gram)) {
       spdlog::info("statistics: reusing {}", o.stats_path);
       return *cached;
     }
     spdlog::info("statistics: not reusing {} ({})", o.stats_path, why);
   }
-  auto stats = search::collect_search_stats(ckpt, calib, blocks, run, provenance, proxy_ids);
+  auto stats = search::collect_search_stats(ckpt, calib, blocks, run, provenance, proxy_ids, need_gram);
   if (!o.stats_path.empty()) search::save_search_stats(o.stats_path, stats);
   return stats;
 }
@@ -288,9 +290,9 @@ Action add_search_command(CLI::App& app) {
                         {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
                         {"seconds_to_best", result.seconds_to_best}, {"eval_data", o->eval_data}, {"eval_windows", eval.size(0)}};
     } else {
-      const search::SearchStats stats =
-          statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, seqlen), blocks, run, seqlen);
       const bool correlating = o->correlate > 0 || !o->correlate_from.empty();
+      const search::SearchStats stats = statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, seqlen),
+                                                   blocks, run, seqlen, correlating || o->proxy == "recon");
       const search::Proxy proxy = resolve_proxy(o->proxy, stats, ckpt.num_layers());
       const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, correlating || search::runs_network(proxy));
       if (correlating) {

@@ -23,7 +23,7 @@ std::string sample_key(int64_t block) { return "block." + std::to_string(block) 
 
 SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids,
                                  const std::vector<int64_t>& blocks, const engine::RunnerOptions& options,
-                                 nlohmann::json provenance, const at::Tensor& proxy_ids) {
+                                 nlohmann::json provenance, const at::Tensor& proxy_ids, bool with_gram) {
   c10::InferenceMode inference;
   SearchStats stats;
   stats.provenance = std::move(provenance);
@@ -35,7 +35,7 @@ SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Ten
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
     if (std::find(blocks.begin(), blocks.end(), b) != blocks.end()) {
       std::array<prune::StatsAccumulator, model::kLinearInputCount> acc;
-      acc.fill(prune::StatsAccumulator(prune::StatsRequest{/*gram=*/true, /*moments=*/false}));
+      acc.fill(prune::StatsAccumulator(prune::StatsRequest{with_gram, /*moments=*/false}));
       runner.observe(weights, block_states, [&](model::LinearInput which, const at::Tensor& x) {
         acc[static_cast<int>(which)].add(x);
       });
@@ -59,7 +59,7 @@ void save_search_stats(const std::string& path, const SearchStats& stats) {
   for (const BlockStats& block : stats.blocks) {
     for (int i = 0; i < model::kLinearInputCount; ++i) {
       tensors.emplace_back(key(block.block, i, "sq_sum"), block.inputs[i].sq_sum.cpu());
-      tensors.emplace_back(key(block.block, i, "gram"), block.inputs[i].gram.cpu());
+      if (block.inputs[i].gram.defined()) tensors.emplace_back(key(block.block, i, "gram"), block.inputs[i].gram.cpu());
       tensors.emplace_back(key(block.block, i, "tokens"),
                            at::full({1}, static_cast<double>(block.inputs[i].tokens), at::kFloat));
     }
@@ -69,7 +69,7 @@ void save_search_stats(const std::string& path, const SearchStats& stats) {
 }
 
 std::optional<SearchStats> load_search_stats(const std::string& path, const nlohmann::json& provenance,
-                                             std::string* why) {
+                                             std::string* why, bool need_gram) {
   auto say = [&](const std::string& reason) {
     if (why) *why = reason;
     return std::nullopt;
@@ -85,20 +85,26 @@ std::optional<SearchStats> load_search_stats(const std::string& path, const nloh
     throw_input_error(path, "corrupt search-statistics metadata");
   }
   if (recorded != provenance) return say("made for another model, data or calibration setup");
+  const auto blocks = provenance.at("blocks").get<std::vector<int64_t>>();
+  const bool grams = !blocks.empty() && file->contains(key(blocks.front(), 0, "gram"));
+  if (need_gram && !grams) return say("it has no Gram matrices (collected without --proxy recon or --correlate)");
   SearchStats stats;
   stats.provenance = recorded;
-  for (int64_t b : provenance.at("blocks").get<std::vector<int64_t>>()) {
+  for (int64_t b : blocks) {
     BlockStats block{b, {}, {}};
     for (int i = 0; i < model::kLinearInputCount; ++i) {
-      for (const char* what : {"sq_sum", "gram", "tokens"}) {
+      for (const char* what : {"sq_sum", "tokens", "gram"}) {
+        if (std::string(what) == "gram" && !grams) continue;  // all or none, as collected
         require(file->contains(key(b, i, what)), path, "missing tensor '" + key(b, i, what) + "'");
       }
       block.inputs[i].sq_sum = file->load(key(b, i, "sq_sum"));
-      block.inputs[i].gram = file->load(key(b, i, "gram"));
       block.inputs[i].tokens = static_cast<int64_t>(file->load(key(b, i, "tokens")).item<float>());
-      const int64_t width = block.inputs[i].sq_sum.size(0);
-      require(block.inputs[i].gram.sizes() == at::IntArrayRef({width, width}), path,
-              "Gram matrix shape does not match its statistics");
+      if (grams) {
+        block.inputs[i].gram = file->load(key(b, i, "gram"));
+        const int64_t width = block.inputs[i].sq_sum.size(0);
+        require(block.inputs[i].gram.sizes() == at::IntArrayRef({width, width}), path,
+                "Gram matrix shape does not match its statistics");
+      }
     }
     if (file->contains(sample_key(b))) {
       block.sample_input = file->load(sample_key(b)).to(at::kFloat);
@@ -109,6 +115,12 @@ std::optional<SearchStats> load_search_stats(const std::string& path, const nloh
     stats.blocks.push_back(std::move(block));
   }
   return stats;
+}
+
+bool has_gram(const SearchStats& stats) {
+  return !stats.blocks.empty() && std::all_of(stats.blocks.begin(), stats.blocks.end(), [](const BlockStats& b) {
+    return std::all_of(b.inputs.begin(), b.inputs.end(), [](const prune::InputStats& s) { return s.gram.defined(); });
+  });
 }
 
 bool has_subsample(const SearchStats& stats) {

@@ -36,6 +36,11 @@ bool available(Proxy proxy, const ProxyInputs& inputs, std::string* why) {
     if (why) *why = reason;
     return false;
   };
+  if (proxy == Proxy::Recon) {
+    const bool grams = !inputs.layers.empty() && std::all_of(inputs.layers.begin(), inputs.layers.end(),
+                                                              [](const LayerData& l) { return l.stats->gram.defined(); });
+    return grams || no("needs Gram matrices (collected with --proxy recon or --correlate)");
+  }
   if (!runs_network(proxy)) return true;
   if (!inputs.network) return no("needs a calibration subsample (--proxy-samples > 0)");
   if (proxy == Proxy::Kl && !inputs.network->whole_model()) return no("needs every block of the model (--layers all)");

@@ -226,6 +226,30 @@ TEST(SearchCli, AutoProxyFollowsTheLayersInUseAndKlNeedsThemAll) {
   EXPECT_NE(no_samples.err.find("--proxy-samples"), std::string::npos) << no_samples.err;
 }
 
+TEST(SearchCli, GramMatricesAreCollectedOnlyForTheReconProxy) {
+  test::TempDir dir;
+  const std::vector<std::string> common = {"search", "--model", test::shared_path("models/stories260k"), "--calib-data",
+                                           test::shared_path("data/tinystories-val.txt"), "--nsamples", "4", "--seqlen",
+                                           "32", "--budget", "8", "--kernels", "3", "--groups", "layer", "--stats",
+                                           dir.file("stats.safetensors"), "--out", dir.file("found.json")};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = common;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_crepe(args);
+  };
+  const auto kl = with({});
+  ASSERT_EQ(kl.exit_code, 0) << kl.err;
+  EXPECT_FALSE(io::SafetensorsFile::open(dir.file("stats.safetensors"))->contains("block.0.input.0.gram"));
+  const auto recon = with({"--proxy", "recon"});
+  ASSERT_EQ(recon.exit_code, 0) << recon.err;
+  EXPECT_NE(recon.err.find("not reusing"), std::string::npos) << recon.err;  // the cache has no Gram matrices
+  EXPECT_TRUE(io::SafetensorsFile::open(dir.file("stats.safetensors"))->contains("block.0.input.0.gram"));
+  const auto again = with({});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("reusing"), std::string::npos) << again.err;  // one with them serves kl too
+  EXPECT_EQ(again.err.find("not reusing"), std::string::npos) << again.err;
+}
+
 TEST(SearchCli, CorrelationCanBeRemeasuredOnAnotherSubsampleWithoutPruningAgain) {
   test::TempDir dir;
   const std::vector<std::string> common = {"search", "--model", test::shared_path("models/stories260k"), "--calib-data",

@@ -130,6 +130,49 @@ TEST(Pho, StatisticsCacheIsReusedOnlyForTheSameRequest) {
   EXPECT_THROW(load_search_stats(dir.file("junk.safetensors"), provenance), InputError);
 }
 
+TEST(Pho, GramMatricesAreCollectedOnlyWhenAskedAndACacheWithoutThemServesOnlyProxiesThatDoNotNeedThem) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  at::manual_seed(4);
+  const at::Tensor ids = at::randint(512, {2, 32}, at::TensorOptions().dtype(at::kLong));
+  const engine::RunnerOptions run = test::test_runner_options();
+  const nlohmann::json provenance = {{"model", "stories260k"}, {"blocks", {0, 3}}};
+  const SearchStats lean = collect_search_stats(ckpt, ids, {0, 3}, run, provenance, {}, /*with_gram=*/false);
+  const SearchStats full = collect_search_stats(ckpt, ids, {0, 3}, run, provenance, {}, /*with_gram=*/true);
+  EXPECT_FALSE(has_gram(lean));
+  EXPECT_TRUE(has_gram(full));
+  for (size_t b = 0; b < 2; ++b) {
+    for (int i = 0; i < model::kLinearInputCount; ++i) {  // the same pass otherwise
+      EXPECT_TRUE(at::equal(lean.blocks[b].inputs[i].sq_sum, full.blocks[b].inputs[i].sq_sum));
+    }
+  }
+  // recon needs them; the others do not, and give the same values either way.
+  const ProxyInputs without = proxy_inputs(ckpt, lean, run), with = proxy_inputs(ckpt, full, run);
+  std::string why;
+  EXPECT_FALSE(available(Proxy::Recon, without, &why));
+  EXPECT_NE(why.find("Gram"), std::string::npos);
+  EXPECT_TRUE(available(Proxy::Recon, with));
+  prune::MaskSpec mask;
+  mask.sparsity = 0.5;
+  const Candidate c = candidate_from({0.0, -1.0, 0.5}, 3, prune::Group::Layer);
+  const auto a = proxy_values(without, c, mask, {Proxy::Gini, Proxy::ReconDiag});
+  const auto b = proxy_values(with, c, mask, {Proxy::Gini, Proxy::ReconDiag});
+  EXPECT_DOUBLE_EQ(a.at(Proxy::Gini), b.at(Proxy::Gini));
+  EXPECT_DOUBLE_EQ(a.at(Proxy::ReconDiag), b.at(Proxy::ReconDiag));
+  EXPECT_THROW(proxy_values(without, c, mask, {Proxy::Recon}), InputError);
+  // A cache without Gram matrices is reused for a request without them, and not for one with.
+  test::TempDir dir;
+  save_search_stats(dir.file("lean.safetensors"), lean);
+  const auto reused = load_search_stats(dir.file("lean.safetensors"), provenance, &why, /*need_gram=*/false);
+  ASSERT_TRUE(reused.has_value()) << why;
+  EXPECT_FALSE(has_gram(*reused));
+  EXPECT_TRUE(at::equal(reused->blocks[1].inputs[2].sq_sum, lean.blocks[1].inputs[2].sq_sum));
+  EXPECT_FALSE(load_search_stats(dir.file("lean.safetensors"), provenance, &why, /*need_gram=*/true).has_value());
+  EXPECT_NE(why.find("Gram"), std::string::npos);
+  save_search_stats(dir.file("full.safetensors"), full);
+  EXPECT_TRUE(load_search_stats(dir.file("full.safetensors"), provenance, &why, /*need_gram=*/true).has_value()) << why;
+}
+
 TEST(Pho, HillClimbingFindsTheMinimumOfASmoothObjective) {
   // A synthetic "perplexity" with its optimum at k = 5, beta = 4, gamma = 0.25, a = 0.3, group row.
   auto objective = [](const Candidate& c) {

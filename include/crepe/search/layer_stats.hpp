@@ -1,6 +1,6 @@
 #pragma once
 // Statistics for the search, gathered once: for the blocks in use, every linear input's ||X_j||^2
-// and Gram matrix X^T X from one dense calibration pass, and the hidden states entering each block
+// (and, for the recon proxy only, its Gram matrix X^T X) from one dense calibration pass, and the hidden states entering each block
 // for the first few calibration sequences (the network proxies' subsample). Cached in a
 // safetensors file whose metadata records what produced it; a cache is reused only when that
 // record matches the current request exactly (checked, not trusted).
@@ -20,7 +20,7 @@ namespace crepe::search {
 
 struct BlockStats {
   int64_t block = 0;
-  std::array<prune::InputStats, model::kLinearInputCount> inputs;  // sq_sum, gram, tokens
+  std::array<prune::InputStats, model::kLinearInputCount> inputs;  // sq_sum, tokens, gram (when collected)
   at::Tensor sample_input;  // float32 [samples, seqlen, hidden] on the CPU; undefined without a subsample
 };
 
@@ -31,16 +31,21 @@ struct SearchStats {
 
 // One dense streamed pass over blocks 0..max(blocks); statistics kept for `blocks` only, and each
 // one's input hidden states for the sequences `proxy_ids` ([samples, seqlen]; undefined: none),
-// which the network proxies run on (the first calibration sequences, or held-out text).
+// which the network proxies run on (the first calibration sequences, or held-out text). Gram
+// matrices only `with_gram`: for a 7B model they cost nearly as much as the pass itself (X^T X of
+// an 11008-wide input per block) and 20 GiB of memory, and only the recon proxy reads them.
 SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids,
                                  const std::vector<int64_t>& blocks, const engine::RunnerOptions& options,
-                                 nlohmann::json provenance, const at::Tensor& proxy_ids = {});
+                                 nlohmann::json provenance, const at::Tensor& proxy_ids = {}, bool with_gram = true);
 
 void save_search_stats(const std::string& path, const SearchStats& stats);
-// nullopt (with the reason in `why`) when the file is absent or was made for another request;
-// InputError naming the file when it is corrupt.
+// nullopt (with the reason in `why`) when the file is absent, was made for another request, or
+// lacks the Gram matrices `need_gram` asks for; InputError naming the file when it is corrupt.
 std::optional<SearchStats> load_search_stats(const std::string& path, const nlohmann::json& provenance,
-                                             std::string* why = nullptr);
+                                             std::string* why = nullptr, bool need_gram = false);
+
+// Whether every input of every block in `stats` has its Gram matrix.
+bool has_gram(const SearchStats& stats);
 
 // Whether every block in `stats` kept the network proxies' subsample.
 bool has_subsample(const SearchStats& stats);
