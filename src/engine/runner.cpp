@@ -5,8 +5,10 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <chrono>
 #include <future>
 
+#include "crepe/core/host_memory.hpp"
 #include "crepe/core/progress.hpp"
 #include "crepe/model/head.hpp"
 
@@ -96,6 +98,7 @@ void BlockRunner::for_each_block(at::Tensor& states, const BlockVisitor& visitor
     });
   };
   std::future<model::BlockWeights> next;
+  auto last_release = std::chrono::steady_clock::now();
   if (options_.prefetch && layers > 0) next = stage(0);
   for (int64_t b = 0; b < layers; ++b) {
     model::BlockWeights weights;
@@ -107,6 +110,14 @@ void BlockRunner::for_each_block(at::Tensor& states, const BlockVisitor& visitor
       weights = checkpoint_.load_block(b, placement);
     }
     visitor(b, weights, states);
+    // Freed pages go back to the system between blocks (see host_memory.hpp), at most once a
+    // second: the next batch faults its scratch in again (~0.1 s per 512 MiB), which a big model's
+    // block hides and a tiny model's would not.
+    weights = model::BlockWeights();  // dropped first, so that their pages go back too
+    if (std::chrono::steady_clock::now() - last_release > std::chrono::seconds(1)) {
+      release_free_host_memory();
+      last_release = std::chrono::steady_clock::now();
+    }
     progress.advance();
   }
   progress.finish();
