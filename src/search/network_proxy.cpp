@@ -29,6 +29,14 @@ NetworkProxy::NetworkProxy(const io::Checkpoint& checkpoint, std::vector<int64_t
   c10::InferenceMode inference;
   require(!blocks_.empty() && blocks_.size() == dense_.size() && blocks_.size() == inputs_.size(), "search",
           "network proxies need the weights and subsample inputs of every block in use");
+  // Every evaluation runs the subsample through the blocks: its states (float32, as collected) move
+  // to the device once when they and their dense outputs fit the activation budget, rather than
+  // crossing to it and back in every evaluation.
+  int64_t bytes = 0;
+  for (const at::Tensor& x : inputs_) bytes += 2 * x.numel() * static_cast<int64_t>(x.element_size());
+  if (bytes <= options.max_device_activation_bytes) {
+    for (at::Tensor& x : inputs_) x = x.to(options.placement.device);
+  }
   for (size_t b = 0; b < blocks_.size(); ++b) {
     at::Tensor out = inputs_[b].clone();
     runner_.forward(dense_[b], out);
@@ -64,7 +72,9 @@ double NetworkProxy::block_output_error(const std::vector<at::Tensor>& pruned) c
 }
 
 at::Tensor NetworkProxy::log_probs(const at::Tensor& final_states, int64_t first, int64_t count) const {
-  // The subsample's states live on the host in float32; the head on the device in the compute dtype.
+  // The subsample's states are float32 (on the device or the host); the head is on the device in the
+  // compute dtype. The dense side is recomputed each time rather than kept: [8, 2048, 128k] float32
+  // log-probabilities would be 8 GiB.
   const at::Tensor states = final_states.narrow(0, first, count).to(final_norm_.device(), final_norm_.scalar_type());
   return at::log_softmax(model::output_logits(checkpoint_.config(), final_norm_, lm_head_, states).to(at::kFloat), -1);
 }

@@ -22,8 +22,9 @@ namespace crepe::search {
 
 class NetworkProxy {
  public:
-  // blocks: the indices in use, ascending; dense: their weights (float32); inputs: the dense hidden
-  // states entering each of them on the subsample, [samples, seqlen, hidden].
+  // blocks: the indices in use, ascending; dense: their weights (on options' device, in the compute
+  // dtype); inputs: the dense float32 hidden states entering each of them on the subsample,
+  // [samples, seqlen, hidden].
   NetworkProxy(const io::Checkpoint& checkpoint, std::vector<int64_t> blocks, std::vector<model::BlockWeights> dense,
                std::vector<at::Tensor> inputs, const engine::RunnerOptions& options);
 
