@@ -43,7 +43,8 @@ SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Ten
       // The statistics (a Gram matrix per input: 11008^2 floats for a 7B MLP) wait in host memory,
       // as the cache holds them; the proxies move what they use to the device.
       for (int i = 0; i < model::kLinearInputCount; ++i) block.inputs[i] = prune::to_host(acc[i].take());
-      if (keep_samples) block.sample_input = sample_states.to(at::kCPU, at::kFloat).clone();
+      // A copy: the states go on through the next blocks in place.
+      if (keep_samples) block.sample_input = sample_states.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
       stats.blocks.push_back(std::move(block));
     }
     if (b < last) {
@@ -93,8 +94,9 @@ std::optional<SearchStats> load_search_stats(const std::string& path, const nloh
   for (int64_t b : blocks) {
     BlockStats block{b, {}, {}};
     for (int i = 0; i < model::kLinearInputCount; ++i) {
-      for (const char* what : {"sq_sum", "tokens", "gram"}) {
-        if (std::string(what) == "gram" && !grams) continue;  // all or none, as collected
+      std::vector<const char*> expected = {"sq_sum", "tokens"};
+      if (grams) expected.push_back("gram");  // all or none, as collected
+      for (const char* what : expected) {
         require(file->contains(key(b, i, what)), path, "missing tensor '" + key(b, i, what) + "'");
       }
       block.inputs[i].sq_sum = file->load(key(b, i, "sq_sum"));
