@@ -52,6 +52,12 @@ void synchronize(c10::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
+bool holds_exactly(c10::ScalarType wide, c10::ScalarType narrow) {
+  if (wide == narrow) return true;
+  const bool narrow_is_half = narrow == c10::kBFloat16 || narrow == c10::kHalf;
+  return (wide == c10::kFloat && narrow_is_half) || (wide == c10::kDouble && (narrow_is_half || narrow == c10::kFloat));
+}
+
 std::string dtype_name(c10::ScalarType dtype) {
   switch (dtype) {
     case c10::kFloat: return "fp32";

@@ -141,17 +141,17 @@ model::BlockWeights Checkpoint::stage_block(int64_t b, const Placement& placemen
   return w;
 }
 
-model::BlockWeights Checkpoint::upload_block(const model::BlockWeights& staged, const Placement& placement) {
+model::BlockWeights Checkpoint::upload_block(const model::BlockWeights& staged, const Placement& placement,
+                                             bool stored_linears) {
   // Two steps on purpose: a copy that also changes the dtype converts on the host first, into
   // pageable memory, and would no longer be asynchronous.
-  auto upload = [&](const at::Tensor& t) {
-    return t.defined() ? t.to(placement.device, /*non_blocking=*/true).to(placement.compute_dtype) : t;
-  };
+  auto move = [&](const at::Tensor& t) { return t.to(placement.device, /*non_blocking=*/true); };
+  auto upload = [&](const at::Tensor& t) { return t.defined() ? move(t).to(placement.compute_dtype) : t; };
   model::BlockWeights w;
   w.input_norm = upload(staged.input_norm);
   w.post_attention_norm = upload(staged.post_attention_norm);
   for (Linear linear : model::kLinears) {
-    w[linear].weight = upload(staged[linear].weight);
+    w[linear].weight = stored_linears ? move(staged[linear].weight) : upload(staged[linear].weight);
     w[linear].bias = upload(staged[linear].bias);
   }
   return w;

@@ -165,8 +165,18 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
 
 namespace {
 
+// The weight a linear layer is pruned from: the loaded one when the compute dtype holds the stored
+// values exactly (float32 holds bf16 and fp16), else the stored tensor itself, moved to the device.
+// A bf16 forward pass on an fp16 or fp32 checkpoint must round neither the scores' inputs nor the
+// weights that are kept and written.
+at::Tensor stored_weight(const io::Checkpoint& checkpoint, const std::string& name, const at::Tensor& loaded) {
+  const auto stored = io::to_scalar_type(checkpoint.tensors().info(name).dtype);
+  if (holds_exactly(loaded.scalar_type(), stored)) return loaded;
+  return checkpoint.tensors().load(name).to(loaded.device());
+}
+
 // Statistics from the dense block, then every linear layer scored, masked and rounded to its stored
-// dtype (so later blocks see exactly the weights that get written).
+// dtype: `weights` leaves with the linear weights as they will be written.
 std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const engine::BlockRunner& runner, int64_t b,
                                       model::BlockWeights& weights, const at::Tensor& states, const PruneConfig& config,
                                       PruneOutcome& outcome, bool calibrated) {
@@ -178,16 +188,16 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
   std::vector<LayerOutcome> layers;
   for (model::Linear linear : model::kLinears) {
     t = Clock::now();
+    const std::string name = io::Checkpoint::linear_weight_name(b, linear);
     at::Tensor& weight = weights[linear].weight;
     at::Tensor mask;
     PermutationReport permutation;
-    const at::Tensor pruned = prune_linear(weight, stats[static_cast<int>(model::input_of(linear))], config, &mask,
+    const at::Tensor pruned = prune_linear(stored_weight(checkpoint, name, weight),
+                                           stats[static_cast<int>(model::input_of(linear))], config, &mask,
                                            outcome.block_sparsity[b], config.permute ? &permutation : nullptr);
     outcome.permutation_kept_before += permutation.kept_before;
     outcome.permutation_kept_after += permutation.kept_after;
-    const std::string name = io::Checkpoint::linear_weight_name(b, linear);
-    const auto stored = io::to_scalar_type(checkpoint.tensors().info(name).dtype);
-    weight = pruned.to(stored).to(weight.scalar_type());
+    weight = pruned.to(io::to_scalar_type(checkpoint.tensors().info(name).dtype));
     layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), since(t)});
     outcome.pruning_seconds += layers.back().seconds;
   }
@@ -212,9 +222,7 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
     std::vector<LayerOutcome> layers;
     const bool restored = hooks.restore && hooks.restore(b, weights, layers);
     if (restored) {
-      for (model::Linear linear : model::kLinears) {
-        weights[linear].weight = weights[linear].weight.to(options.placement.device, options.placement.compute_dtype);
-      }
+      for (model::Linear linear : model::kLinears) weights[linear].weight = weights[linear].weight.to(options.placement.device);
     } else {
       layers = prune_block(checkpoint, runner, b, weights, block_states, config, outcome, calibrated);
     }
@@ -224,7 +232,7 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
       outcome.layers.push_back(layer);
     }
     const auto t = device_now(options.placement.device);
-    if (calibrated) runner.forward(weights, block_states);
+    if (calibrated) runner.forward(io::Checkpoint::upload_block(weights, options.placement), block_states);
     outcome.forward_seconds += device_since(t, options.placement.device);
     sink(b, weights);
     if (hooks.finished) hooks.finished(b, weights, layers, restored);

@@ -39,7 +39,7 @@ NetworkProxy::NetworkProxy(const io::Checkpoint& checkpoint, std::vector<int64_t
   }
   for (size_t b = 0; b < blocks_.size(); ++b) {
     at::Tensor out = inputs_[b].clone();
-    runner_.forward(dense_[b], out);
+    runner_.forward(io::Checkpoint::upload_block(dense_[b], options.placement), out);
     update_energy_ += (out - inputs_[b]).pow(2).sum().item<double>();
     outputs_.push_back(std::move(out));
   }
@@ -52,23 +52,41 @@ NetworkProxy::NetworkProxy(const io::Checkpoint& checkpoint, std::vector<int64_t
 }
 
 model::BlockWeights NetworkProxy::with_weights(size_t block, const std::vector<at::Tensor>& pruned) const {
-  require(pruned.size() == blocks_.size() * model::kLinearCount, "search", "one pruned weight per linear layer in use");
+  require(pruned.size() == model::kLinearCount, "search", "one pruned weight per linear layer of the block");
+  const Placement& placement = runner_.options().placement;
   model::BlockWeights weights = dense_[block];  // shares the norms and biases; linears replaced below
   for (int l = 0; l < model::kLinearCount; ++l) {
-    weights.linears[l].weight = pruned[block * model::kLinearCount + l].to(dense_[block].linears[l].weight.options());
+    weights.linears[l].weight = pruned[l].to(placement.device, placement.compute_dtype);
   }
   return weights;
 }
 
-double NetworkProxy::block_output_error(const std::vector<at::Tensor>& pruned) const {
+NetworkProxy::Pass::Pass(const NetworkProxy& proxy, bool block_out, bool kl) : proxy_(proxy), block_out_(block_out), kl_(kl) {
+  require(!kl || proxy.whole_model_, "--proxy", "kl needs every block of the model (--layers all)");
+  if (kl_) states_ = proxy_.inputs_.front().clone();
+}
+
+void NetworkProxy::Pass::add_block(const std::vector<at::Tensor>& pruned) {
   c10::InferenceMode inference;
-  double error = 0;
-  for (size_t b = 0; b < blocks_.size(); ++b) {
-    at::Tensor out = inputs_[b].clone();
-    runner_.forward(with_weights(b, pruned), out);
-    error += (out - outputs_[b]).pow(2).sum().item<double>();
+  require(next_ < proxy_.blocks_.size(), "search", "more pruned blocks than blocks in use");
+  const model::BlockWeights weights = proxy_.with_weights(next_, pruned);
+  if (block_out_) {
+    at::Tensor out = proxy_.inputs_[next_].clone();
+    proxy_.runner_.forward(weights, out);
+    error_ += (out - proxy_.outputs_[next_]).pow(2).sum().item<double>();
   }
-  return update_energy_ > 0 ? error / update_energy_ : 0.0;
+  if (kl_) proxy_.runner_.forward(weights, states_);
+  ++next_;
+}
+
+void NetworkProxy::Pass::require_complete() const {
+  require(next_ == proxy_.blocks_.size(), "search", "a network proxy was read before every block was added");
+}
+
+double NetworkProxy::Pass::block_output_error() const {
+  require_complete();
+  require(block_out_, "search", "block_out was not measured in this pass");
+  return proxy_.update_energy_ > 0 ? error_ / proxy_.update_energy_ : 0.0;
 }
 
 at::Tensor NetworkProxy::log_probs(const at::Tensor& final_states, int64_t first, int64_t count) const {
@@ -79,17 +97,16 @@ at::Tensor NetworkProxy::log_probs(const at::Tensor& final_states, int64_t first
   return at::log_softmax(model::output_logits(checkpoint_.config(), final_norm_, lm_head_, states).to(at::kFloat), -1);
 }
 
-double NetworkProxy::kl_divergence(const std::vector<at::Tensor>& pruned) const {
+double NetworkProxy::Pass::kl_divergence() const {
   c10::InferenceMode inference;
-  require(whole_model_, "--proxy", "kl needs every block of the model (--layers all)");
-  at::Tensor states = inputs_.front().clone();
-  for (size_t b = 0; b < blocks_.size(); ++b) runner_.forward(with_weights(b, pruned), states);
-  const int64_t samples = states.size(0), seqlen = states.size(1);
-  const int64_t batch = head_batch(seqlen, checkpoint_.config().vocab_size);
+  require_complete();
+  require(kl_, "search", "kl was not measured in this pass");
+  const int64_t samples = states_.size(0), seqlen = states_.size(1);
+  const int64_t batch = head_batch(seqlen, proxy_.checkpoint_.config().vocab_size);
   double total = 0;
   for (int64_t first = 0; first < samples; first += batch) {
     const int64_t n = std::min(batch, samples - first);
-    const at::Tensor p = log_probs(dense_final_, first, n), q = log_probs(states, first, n);
+    const at::Tensor p = proxy_.log_probs(proxy_.dense_final_, first, n), q = proxy_.log_probs(states_, first, n);
     total += (p.exp() * (p - q)).sum().item<double>();
   }
   return total / static_cast<double>(samples * seqlen);

@@ -99,15 +99,17 @@ ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& st
   ProxyInputs inputs;
   inputs.device = options.placement.device;
   const bool with_network = network && has_subsample(stats);
-  // The network proxy keeps every block's weights on the device; the layers share them (no second
-  // copy). Without it the weights wait in host memory, in the compute dtype, and each is moved to
-  // the device as it is judged: a whole model need not fit on the GPU.
-  const Placement host{c10::Device(c10::kCPU), options.placement.compute_dtype};
+  // Every linear weight is held once, as stored: the values `crepe prune` scores, and for 16-bit
+  // checkpoints no more memory than a compute-dtype copy. The network proxy keeps them on the
+  // device, and the layers share them; without it they wait in host memory and each is moved to
+  // the device as it is judged, so that a whole model need not fit on the GPU.
+  const Placement where = with_network ? options.placement : Placement{c10::Device(c10::kCPU), options.placement.compute_dtype};
   std::vector<int64_t> blocks;
   std::vector<model::BlockWeights> dense;
   std::vector<at::Tensor> samples;
   for (const BlockStats& block : stats.blocks) {
-    model::BlockWeights weights = checkpoint.load_block(block.block, with_network ? options.placement : host);
+    model::BlockWeights weights =
+        io::Checkpoint::upload_block(checkpoint.stage_block(block.block, where), where, /*stored_linears=*/true);
     for (model::Linear linear : model::kLinears) {
       inputs.layers.push_back({weights[linear].weight, &block.inputs[static_cast<int>(model::input_of(linear))]});
     }
@@ -200,7 +202,7 @@ double pruned_perplexity(const io::Checkpoint& checkpoint, const at::Tensor& cal
   engine::BlockRunner runner(checkpoint, options);
   at::Tensor eval_states = runner.embed(eval_ids);
   prune::prune_model(checkpoint, calibration_ids, config, options, [&](int64_t, const model::BlockWeights& weights) {
-    runner.forward(weights, eval_states);
+    runner.forward(io::Checkpoint::upload_block(weights, options.placement), eval_states);
   });
   const at::Tensor nll = eval::window_nll(checkpoint, eval_states, eval_ids, options.placement);
   return std::exp(nll.mean().item<double>());

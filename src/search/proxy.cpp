@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "crepe/core/error.hpp"
 #include "crepe/search/network_proxy.hpp"
@@ -68,7 +69,10 @@ std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate&
   prune::MaskSpec spec = mask;
   spec.group = candidate.group;
   double gini_sum = 0, error = 0, energy = 0, diag_error = 0, diag_energy = 0;
-  std::vector<at::Tensor> pruned;  // for the network proxies
+  // The network proxies run block by block, as each block's seven pruned weights are made.
+  std::optional<NetworkProxy::Pass> pass;
+  if (wanted(Proxy::BlockOut) || wanted(Proxy::Kl)) pass.emplace(*inputs.network, wanted(Proxy::BlockOut), wanted(Proxy::Kl));
+  std::vector<at::Tensor> block_pruned;
   const prune::InputStats* gram_of = nullptr;  // q, k and v (and gate, up) share one input: one upload
   at::Tensor H;
   for (const LayerData& layer : inputs.layers) {
@@ -88,14 +92,20 @@ std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate&
       diag_error += (removed.pow(2) * diag).sum().item<double>();
       diag_energy += (W.pow(2) * diag).sum().item<double>();
     }
-    if (wanted(Proxy::BlockOut) || wanted(Proxy::Kl)) pruned.push_back(W * keep);
+    if (pass) {
+      block_pruned.push_back(W * keep);
+      if (block_pruned.size() == model::kLinearCount) {
+        pass->add_block(block_pruned);
+        block_pruned.clear();
+      }
+    }
   }
   std::map<Proxy, double> values;
   if (wanted(Proxy::Gini)) values[Proxy::Gini] = gini_sum / static_cast<double>(std::max<size_t>(1, inputs.layers.size()));
   if (wanted(Proxy::Recon)) values[Proxy::Recon] = energy > 0 ? error / energy : 0.0;
   if (wanted(Proxy::ReconDiag)) values[Proxy::ReconDiag] = diag_energy > 0 ? diag_error / diag_energy : 0.0;
-  if (wanted(Proxy::BlockOut)) values[Proxy::BlockOut] = inputs.network->block_output_error(pruned);
-  if (wanted(Proxy::Kl)) values[Proxy::Kl] = inputs.network->kl_divergence(pruned);
+  if (wanted(Proxy::BlockOut)) values[Proxy::BlockOut] = pass->block_output_error();
+  if (wanted(Proxy::Kl)) values[Proxy::Kl] = pass->kl_divergence();
   return values;
 }
 

@@ -73,6 +73,33 @@ TEST(Pipeline, MatchesASequentialReferenceImplementation) {
   EXPECT_DOUBLE_EQ(outcome.sparsity(), 0.5);
 }
 
+// A forward pass in a dtype narrower than the checkpoint's (bf16 compute, float32 weights) changes
+// the statistics a little, but never the values of the weights that are kept: they are scored and
+// written from the stored tensors.
+TEST(Pipeline, KeptWeightsAreTheStoredValuesWhateverTheComputeDtype) {
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));  // float32
+  const at::Tensor ids = random_ids(4, 64, ckpt.config().vocab_size, 5);
+  engine::RunnerOptions options = test::test_runner_options();
+  options.placement.compute_dtype = at::kBFloat16;
+  for (Metric metric : {Metric::Magnitude, Metric::Wanda, Metric::Crepe}) {
+    PruneConfig config;
+    config.metric = metric;
+    config.mask.sparsity = 0.5;
+    int64_t kept = 0;
+    prune_model(ckpt, ids, config, options, [&](int64_t b, const model::BlockWeights& w) {
+      for (model::Linear l : model::kLinears) {
+        const at::Tensor written = w[l].weight.cpu();
+        const at::Tensor stored = ckpt.tensors().load(io::Checkpoint::linear_weight_name(b, l));
+        ASSERT_EQ(written.scalar_type(), at::kFloat) << "the sink receives the stored dtype";
+        EXPECT_TRUE(at::equal(written, stored * (written != 0))) << metric_name(metric) << ": kept values rounded";
+        kept += (written != 0).sum().item<int64_t>();
+      }
+    });
+    EXPECT_EQ(kept, ckpt.linear_parameter_count() / 2) << metric_name(metric);
+  }
+}
+
 TEST(Pipeline, EveryMetricAndPatternGivesExactSparsityOnARealModel) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
@@ -233,10 +260,10 @@ TEST(Composition, ReconstructionLowersTheBlockOutputErrorOfTheSameMask) {
   rebuilt.reconstruct = true;
   std::vector<at::Tensor> a, b;
   prune_model(ckpt, ids, plain, test::test_runner_options(), [&](int64_t blk, const model::BlockWeights& w) {
-    if (blk == 0) for (model::Linear l : model::kLinears) a.push_back(w[l].weight.clone().cpu());
+    if (blk == 0) for (model::Linear l : model::kLinears) a.push_back(w[l].weight.cpu().to(at::kFloat));
   });
   prune_model(ckpt, ids, rebuilt, test::test_runner_options(), [&](int64_t blk, const model::BlockWeights& w) {
-    if (blk == 0) for (model::Linear l : model::kLinears) b.push_back(w[l].weight.clone().cpu());
+    if (blk == 0) for (model::Linear l : model::kLinears) b.push_back(w[l].weight.cpu().to(at::kFloat));
   });
   // Same masks in block 0 (same dense inputs), different kept values.
   for (size_t i = 0; i < a.size(); ++i) {

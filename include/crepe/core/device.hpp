@@ -25,6 +25,10 @@ Placement make_placement(const std::string& device, const std::string& dtype);
 
 std::string dtype_name(c10::ScalarType dtype);
 
+// Whether every value of `narrow` is also a value of `wide`: float32 holds bf16 and fp16 exactly,
+// but bf16 and fp16 hold only themselves (each rounds the other's mantissa or range).
+bool holds_exactly(c10::ScalarType wide, c10::ScalarType narrow);
+
 // Waits until the device has finished the work queued on it (CUDA runs kernels asynchronously);
 // nothing to wait for on the CPU. Timers call it before reading the clock, so that they measure the
 // work rather than its launch.

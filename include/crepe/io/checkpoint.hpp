@@ -34,8 +34,11 @@ class Checkpoint {
   // CUDA (so that the upload is an asynchronous DMA copy).
   model::BlockWeights stage_block(int64_t b, const Placement& placement) const;
   // The other half: staged weights onto the placement's device (non-blocking from pinned memory),
-  // then converted to the compute dtype there.
-  static model::BlockWeights upload_block(const model::BlockWeights& staged, const Placement& placement);
+  // then converted to the compute dtype there. Also puts any block's weights in the form a forward
+  // pass needs (a no-op for tensors already there). With `stored_linears` the linear weights keep
+  // their dtype (the search holds the stored values and converts one block at a time to run it).
+  static model::BlockWeights upload_block(const model::BlockWeights& staged, const Placement& placement,
+                                          bool stored_linears = false);
   at::Tensor load_embedding(const Placement& placement) const;
   at::Tensor load_final_norm(const Placement& placement) const;
   at::Tensor load_lm_head(const Placement& placement) const;  // the embedding when tied

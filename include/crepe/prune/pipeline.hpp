@@ -7,6 +7,9 @@
 // result to the checkpoint's stored dtype; run the block again so that the *pruned* outputs feed
 // the next block; hand the pruned block to the sink; drop it.
 //
+// Scores and kept weights come from the stored values even when the forward pass computes in a
+// narrower dtype (bf16 on an fp16 checkpoint): only the activations see the compute dtype.
+//
 // Metrics that use no activations (magnitude, ri) skip the forward passes entirely.
 #include <ATen/core/Tensor.h>
 
@@ -82,12 +85,15 @@ at::Tensor prune_linear(const at::Tensor& weight, const InputStats& stats, const
 std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, const at::Tensor& calibration_ids,
                                             const PruneConfig& config);
 
+// The pruned block as it is written: its linear weights in the checkpoint's stored dtype, on the
+// placement's device; norms and biases as loaded (compute dtype). To run it, convert it first
+// (io::Checkpoint::upload_block).
 using PrunedBlockSink = std::function<void(int64_t block, const model::BlockWeights& pruned)>;
 
 // Resuming and checkpointing an interrupted run (see io/partial_run.hpp).
 struct PruneHooks {
   // True when block b was finished by an earlier run: `weights` then holds its pruned linear
-  // weights (any dtype) and `layers` its outcomes; the pipeline only runs the calibration states
+  // weights (as written: the stored dtype, any device) and `layers` its outcomes; the pipeline only runs the calibration states
   // through it instead of pruning it again.
   std::function<bool(int64_t block, model::BlockWeights& weights, std::vector<LayerOutcome>& layers)> restore;
   // After the sink, for every block, with that block's outcomes.

@@ -22,8 +22,9 @@ namespace crepe::search {
 
 class NetworkProxy {
  public:
-  // blocks: the indices in use, ascending; dense: their weights (on options' device, in the compute
-  // dtype); inputs: the dense float32 hidden states entering each of them on the subsample,
+  // blocks: the indices in use, ascending; dense: their weights on options' device, the linear
+  // weights in any float dtype (the search holds them as stored), norms and biases in the compute
+  // dtype; inputs: the dense float32 hidden states entering each of them on the subsample,
   // [samples, seqlen, hidden].
   NetworkProxy(const io::Checkpoint& checkpoint, std::vector<int64_t> blocks, std::vector<model::BlockWeights> dense,
                std::vector<at::Tensor> inputs, const engine::RunnerOptions& options);
@@ -32,9 +33,28 @@ class NetworkProxy {
   bool whole_model() const { return whole_model_; }
   int64_t samples() const { return inputs_.empty() ? 0 : inputs_.front().size(0); }
 
-  // pruned: the seven pruned weights of each block in use, block by block in model::kLinears order.
-  double block_output_error(const std::vector<at::Tensor>& pruned) const;
-  double kl_divergence(const std::vector<at::Tensor>& pruned) const;
+  // One candidate's forward pass, fed a block at a time as its pruned weights are made: only one
+  // block of pruned weights exists at once (a whole model of them, in float32, would take twice
+  // the memory of a 16-bit model).
+  class Pass {
+   public:
+    // block_out, kl: which proxies to measure (kl needs whole_model()).
+    Pass(const NetworkProxy& proxy, bool block_out, bool kl);
+    // The next block in use: its seven pruned weights in model::kLinears order, any float dtype.
+    void add_block(const std::vector<at::Tensor>& pruned);
+    // Once every block in use was added.
+    double block_output_error() const;
+    double kl_divergence() const;
+
+   private:
+    void require_complete() const;
+
+    const NetworkProxy& proxy_;
+    bool block_out_, kl_;
+    size_t next_ = 0;
+    double error_ = 0;   // block_out: sum_b ||B_b(X_b; W_pruned) - B_b(X_b; W)||^2 so far
+    at::Tensor states_;  // kl: the subsample through the pruned blocks so far
+  };
 
  private:
   model::BlockWeights with_weights(size_t block, const std::vector<at::Tensor>& pruned) const;
