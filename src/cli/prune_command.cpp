@@ -344,6 +344,9 @@ Action add_prune_command(CLI::App& app) {
                    static_cast<long long>(partial.completed_blocks()), static_cast<long long>(ckpt.num_layers()),
                    partial.dir().c_str());
       return 130;
+    } catch (const NumericalInputError&) {
+      partial.remove();  // the same input fails the same way: nothing to resume
+      throw;
     }
 
     ordered_json report;

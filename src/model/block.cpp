@@ -45,6 +45,16 @@ const char* short_name(Linear linear) {
   return "";
 }
 
+const char* input_name(LinearInput input) {
+  switch (input) {
+    case LinearInput::AttentionIn: return "q/k/v_proj";
+    case LinearInput::AttentionOut: return "o_proj";
+    case LinearInput::MlpIn: return "gate/up_proj";
+    case LinearInput::MlpHidden: return "down_proj";
+  }
+  return "";
+}
+
 namespace {
 
 // Inverse frequencies of the rotary embedding, with Hugging Face's rope_scaling rules.

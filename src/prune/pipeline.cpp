@@ -58,8 +58,8 @@ int64_t block_parameters(const model::BlockWeights& weights) {
   return total;
 }
 
-// Dense pass over the block: statistics of each of its four distinct linear inputs.
-std::array<InputStats, model::kLinearInputCount> collect_statistics(const engine::BlockRunner& runner,
+// Dense pass over block b: statistics of each of its four distinct linear inputs, which must be finite.
+std::array<InputStats, model::kLinearInputCount> collect_statistics(const engine::BlockRunner& runner, int64_t b,
                                                                      const model::BlockWeights& weights,
                                                                      const at::Tensor& states, StatsRequest request) {
   std::array<StatsAccumulator, model::kLinearInputCount> accumulators;
@@ -68,7 +68,11 @@ std::array<InputStats, model::kLinearInputCount> collect_statistics(const engine
     accumulators[static_cast<int>(which)].add(x);
   });
   std::array<InputStats, model::kLinearInputCount> stats;
-  for (int i = 0; i < model::kLinearInputCount; ++i) stats[i] = accumulators[i].take();
+  for (int i = 0; i < model::kLinearInputCount; ++i) {
+    stats[i] = accumulators[i].take();
+    require_finite(stats[i], runner.checkpoint().dir(), b, model::input_name(static_cast<model::LinearInput>(i)),
+                   runner.options().placement.compute_dtype);
+  }
   return stats;
 }
 
@@ -150,8 +154,8 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
   }
   // OWL and DLP: one dense pass, statistics of every block's inputs.
   at::Tensor states = runner.embed(calibration_ids);
-  runner.for_each_block(states, [&](int64_t, model::BlockWeights& weights, at::Tensor& block_states) {
-    const auto stats = collect_statistics(runner, weights, block_states, StatsRequest{});
+  runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
+    const auto stats = collect_statistics(runner, b, weights, block_states, StatsRequest{});
     const auto scores = block_wanda_scores(weights, stats);
     block_statistic.push_back(config.allocation == Allocation::Owl ? block_outlier_ratio(scores, params.owl_m)
                                                                    : block_mean_score(scores));
@@ -183,7 +187,7 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
   const c10::Device device = runner.options().placement.device;
   auto t = device_now(device);
   std::array<InputStats, model::kLinearInputCount> stats;
-  if (calibrated) stats = collect_statistics(runner, weights, states, request_for(config));
+  if (calibrated) stats = collect_statistics(runner, b, weights, states, request_for(config));
   outcome.statistics_seconds += device_since(t, device);
   std::vector<LayerOutcome> layers;
   for (model::Linear linear : model::kLinears) {

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "crepe/core/error.hpp"
+
 namespace crepe::prune {
 
 at::Tensor InputStats::norm() const { return sq_sum.sqrt(); }
@@ -18,6 +20,16 @@ at::Tensor InputStats::mean() const { return sum / static_cast<double>(std::max<
 at::Tensor InputStats::variance() const {
   const at::Tensor m = mean();
   return (sq_sum / static_cast<double>(std::max<int64_t>(tokens, 1)) - m * m).clamp_min(0);
+}
+
+void require_finite(const InputStats& stats, const std::string& model_dir, int64_t block, const char* input,
+                    c10::ScalarType compute_dtype) {
+  if (at::isfinite(stats.sq_sum).all().item<bool>()) return;
+  const std::string cause = compute_dtype == at::kHalf
+                                ? "fp16's range is too small for this model's activations; use --dtype bf16 or fp32"
+                                : "the weights up to this block hold NaN or Inf (--check-finite names the tensor)";
+  throw NumericalInputError(model_dir + ": the calibration activations entering block " + std::to_string(block) + "'s " +
+                            input + " are not finite (NaN or Inf): " + cause);
 }
 
 void StatsAccumulator::add(const at::Tensor& x) {

@@ -42,7 +42,11 @@ SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Ten
       BlockStats block{b, {}, {}};
       // The statistics (a Gram matrix per input: 11008^2 floats for a 7B MLP) wait in host memory,
       // as the cache holds them; the proxies move what they use to the device.
-      for (int i = 0; i < model::kLinearInputCount; ++i) block.inputs[i] = prune::to_host(acc[i].take());
+      for (int i = 0; i < model::kLinearInputCount; ++i) {
+        block.inputs[i] = prune::to_host(acc[i].take());
+        prune::require_finite(block.inputs[i], checkpoint.dir(), b,
+                              model::input_name(static_cast<model::LinearInput>(i)), options.placement.compute_dtype);
+      }
       // A copy: the states go on through the next blocks in place.
       if (keep_samples) block.sample_input = sample_states.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
       stats.blocks.push_back(std::move(block));

@@ -272,6 +272,19 @@ std::vector<BadCase> bad_cases() {
                  patch_element(weights(env), "model.norm.weight", 63, -std::numeric_limits<float>::infinity());
                },
                model_file("model.safetensors"), "tensor 'model.norm.weight' contains NaN or Inf", {"--check-finite"});
+  // Without --check-finite, NaN weights are caught where they reach the calibration activations,
+  // before anything is scored on them (block 2's up_proj poisons the input of its down_proj).
+  const std::string not_finite = "the calibration activations entering block 2's down_proj are not finite";
+  // The run has started (-q keeps its progress lines out of the one line checked); its finished
+  // blocks are discarded, since no resume could get past the NaN.
+  cases.push_back({"Prune_NanWeightWithoutCheckFinite", nan_in_mlp,
+                   [](const Env& env) { return prune_args(env, {"-q"}); }, model_file(""), not_finite});
+  cases.push_back({"Search_NanWeight", nan_in_mlp,
+                   [](const Env& env) {
+                     return std::vector<std::string>{"search", "--model", env.model, "--out", env.out, "--calib-data",
+                                                     calib_text(), "--nsamples", "4", "--seqlen", "64"};
+                   },
+                   model_file(""), not_finite});
   cases.push_back({"Eval_NanWeightInShardWithCheckFinite",
                    [](Env& env) {
                      copy_model(env);

@@ -15,6 +15,13 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An InputError that shows only once the work is under way, in what the input computes to (NaN or
+// Inf activations). Resuming could not get past it, so a run discards its partial work.
+class NumericalInputError : public InputError {
+ public:
+  using InputError::InputError;
+};
+
 // "where: what" — the house format of every InputError message.
 [[noreturn]] void throw_input_error(const std::string& where, const std::string& what);
 

@@ -36,6 +36,8 @@ LinearInput input_of(Linear linear);
 const char* module_name(Linear linear);
 // Short name for logs and reports: "q", "k", "v", "o", "gate", "up", "down".
 const char* short_name(Linear linear);
+// The layers reading an input, for messages: "q/k/v_proj", "o_proj", "gate/up_proj", "down_proj".
+const char* input_name(LinearInput input);
 
 struct LinearWeights {
   at::Tensor weight;  // [out, in]

@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
 
 namespace crepe::prune {
 
@@ -30,6 +31,13 @@ struct InputStats {
 
 // The same statistics in host memory (a copy only where they were on a device).
 InputStats to_host(InputStats stats);
+
+// Stops a run whose calibration met NaN or Inf: scores computed from them would be meaningless, and
+// the checkpoint written from them would look complete. InputError naming `model_dir` unless
+// `stats` (block `block`'s input `input`) is finite, with the likely cause: an fp16 forward pass
+// that overflowed (`compute_dtype`), or non-finite weights upstream.
+void require_finite(const InputStats& stats, const std::string& model_dir, int64_t block, const char* input,
+                    c10::ScalarType compute_dtype);
 
 class StatsAccumulator {
  public:
