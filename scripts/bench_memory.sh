@@ -37,6 +37,6 @@ PY
 )
   echo "| $depth | $size | $rss | $secs | $search_rss |"
   rows+=("{\"blocks\": $depth, \"checkpoint_mib\": $size, \"peak_rss_mib\": $rss, \"seconds\": $secs, \"search_kl_peak_rss_mib\": $search_rss}")
-  rm -rf "$model" "$WORK/pruned-$depth" "$WORK/found-$depth.json"
+  rm -rf "$model" "$WORK/pruned-$depth" "$WORK/found-$depth.json" "$WORK/found-$depth.json.trace.json"
 done
 (IFS=,; echo "[${rows[*]}]") > "$OUT/memory.json"

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <chrono>
+#include <stdexcept>
 
 #include "crepe/core/error.hpp"
 #include "crepe/core/interrupt.hpp"
@@ -41,6 +42,20 @@ bool needs_calibration(const PruneConfig& config) {
 }
 
 namespace {
+
+// A checkpoint written from NaN would look complete: what goes in and what goes out must be finite.
+// Non-finite stored weights are the input's fault (found here even without --check-finite); NaN
+// made from finite weights and statistics would be crepe's.
+void require_finite_weight(const at::Tensor& weight, const std::string& model_dir, const std::string& name) {
+  if (at::isfinite(weight).all().item<bool>()) return;
+  throw NumericalInputError(model_dir + ": tensor '" + name +
+                            "' contains NaN or Inf (--check-finite checks every tensor before any work)");
+}
+void require_finite_result(const at::Tensor& pruned, const std::string& name) {
+  if (!at::isfinite(pruned).all().item<bool>()) {
+    throw std::logic_error("pruning " + name + " gave NaN or Inf from finite weights and statistics");
+  }
+}
 
 // Wanda scores |W| * ||X|| of each linear layer of a block, from its dense statistics.
 std::vector<at::Tensor> block_wanda_scores(const model::BlockWeights& weights,
@@ -144,9 +159,12 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
   if (config.allocation == Allocation::Alpha) {
     // Heavy-tail exponents of the weights' spectra: no activations involved.
     at::Tensor no_states;
-    runner.for_each_block(no_states, [&](int64_t, model::BlockWeights& weights, at::Tensor&) {
+    runner.for_each_block(no_states, [&](int64_t b, model::BlockWeights& weights, at::Tensor&) {
       double alpha_sum = 0;
-      for (model::Linear linear : model::kLinears) alpha_sum += esd_alpha(weights[linear].weight);
+      for (model::Linear linear : model::kLinears) {
+        require_finite_weight(weights[linear].weight, checkpoint.dir(), io::Checkpoint::linear_weight_name(b, linear));
+        alpha_sum += esd_alpha(weights[linear].weight);
+      }
       block_statistic.push_back(alpha_sum / model::kLinearCount);
       block_params.push_back(block_parameters(weights));
     });
@@ -196,9 +214,11 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
     at::Tensor& weight = weights[linear].weight;
     at::Tensor mask;
     PermutationReport permutation;
-    const at::Tensor pruned = prune_linear(stored_weight(checkpoint, name, weight),
-                                           stats[static_cast<int>(model::input_of(linear))], config, &mask,
+    const at::Tensor source = stored_weight(checkpoint, name, weight);
+    require_finite_weight(source, checkpoint.dir(), name);
+    const at::Tensor pruned = prune_linear(source, stats[static_cast<int>(model::input_of(linear))], config, &mask,
                                            outcome.block_sparsity[b], config.permute ? &permutation : nullptr);
+    require_finite_result(pruned, name);
     outcome.permutation_kept_before += permutation.kept_before;
     outcome.permutation_kept_after += permutation.kept_after;
     weight = pruned.to(io::to_scalar_type(checkpoint.tensors().info(name).dtype));

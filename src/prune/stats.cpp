@@ -22,14 +22,20 @@ at::Tensor InputStats::variance() const {
   return (sq_sum / static_cast<double>(std::max<int64_t>(tokens, 1)) - m * m).clamp_min(0);
 }
 
-void require_finite(const InputStats& stats, const std::string& model_dir, int64_t block, const char* input,
-                    c10::ScalarType compute_dtype) {
-  if (at::isfinite(stats.sq_sum).all().item<bool>()) return;
+void require_finite_activations(const at::Tensor& values, const std::string& model_dir, const std::string& what,
+                                c10::ScalarType compute_dtype) {
+  if (at::isfinite(values).all().item<bool>()) return;
   const std::string cause = compute_dtype == at::kHalf
                                 ? "fp16's range is too small for this model's activations; use --dtype bf16 or fp32"
                                 : "the weights up to this block hold NaN or Inf (--check-finite names the tensor)";
-  throw NumericalInputError(model_dir + ": the calibration activations entering block " + std::to_string(block) + "'s " +
-                            input + " are not finite (NaN or Inf): " + cause);
+  throw NumericalInputError(model_dir + ": " + what + " are not finite (NaN or Inf): " + cause);
+}
+
+void require_finite(const InputStats& stats, const std::string& model_dir, int64_t block, const char* input,
+                    c10::ScalarType compute_dtype) {
+  require_finite_activations(stats.sq_sum, model_dir,
+                             "the calibration activations entering block " + std::to_string(block) + "'s " + input,
+                             compute_dtype);
 }
 
 void StatsAccumulator::add(const at::Tensor& x) {

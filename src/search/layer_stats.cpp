@@ -19,6 +19,12 @@ std::string key(int64_t block, int input, const char* what) {
 
 std::string sample_key(int64_t block) { return "block." + std::to_string(block) + ".sample_input"; }
 
+// A cache is reused only when its numbers could have come from a run that passed the finite checks.
+at::Tensor require_finite_in(const std::string& path, const std::string& name, at::Tensor values) {
+  require(at::isfinite(values).all().item<bool>(), path, "tensor '" + name + "' contains NaN or Inf");
+  return values;
+}
+
 }  // namespace
 
 SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids,
@@ -48,7 +54,12 @@ SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Ten
                               model::input_name(static_cast<model::LinearInput>(i)), options.placement.compute_dtype);
       }
       // A copy: the states go on through the next blocks in place.
-      if (keep_samples) block.sample_input = sample_states.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+      if (keep_samples) {
+        block.sample_input = sample_states.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+        prune::require_finite_activations(block.sample_input, checkpoint.dir(),
+                                          "the proxy subsample's activations entering block " + std::to_string(b),
+                                          options.placement.compute_dtype);
+      }
       stats.blocks.push_back(std::move(block));
     }
     if (b < last) {
@@ -103,17 +114,17 @@ std::optional<SearchStats> load_search_stats(const std::string& path, const nloh
       for (const char* what : expected) {
         require(file->contains(key(b, i, what)), path, "missing tensor '" + key(b, i, what) + "'");
       }
-      block.inputs[i].sq_sum = file->load(key(b, i, "sq_sum"));
+      block.inputs[i].sq_sum = require_finite_in(path, key(b, i, "sq_sum"), file->load(key(b, i, "sq_sum")));
       block.inputs[i].tokens = static_cast<int64_t>(file->load(key(b, i, "tokens")).item<float>());
       if (grams) {
-        block.inputs[i].gram = file->load(key(b, i, "gram"));
+        block.inputs[i].gram = require_finite_in(path, key(b, i, "gram"), file->load(key(b, i, "gram")));
         const int64_t width = block.inputs[i].sq_sum.size(0);
         require(block.inputs[i].gram.sizes() == at::IntArrayRef({width, width}), path,
                 "Gram matrix shape does not match its statistics");
       }
     }
     if (file->contains(sample_key(b))) {
-      block.sample_input = file->load(sample_key(b)).to(at::kFloat);
+      block.sample_input = require_finite_in(path, sample_key(b), file->load(sample_key(b)).to(at::kFloat));
       require(block.sample_input.dim() == 3 && block.sample_input.size(0) > 0 && block.sample_input.size(1) > 0 &&
                   block.sample_input.size(2) == block.inputs[0].sq_sum.size(0),
               path, "subsample hidden states do not match the model's width");

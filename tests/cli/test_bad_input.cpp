@@ -279,6 +279,23 @@ std::vector<BadCase> bad_cases() {
   // blocks are discarded, since no resume could get past the NaN.
   cases.push_back({"Prune_NanWeightWithoutCheckFinite", nan_in_mlp,
                    [](const Env& env) { return prune_args(env, {"-q"}); }, model_file(""), not_finite});
+  // NaN where no calibration activation sees it (the last block's down_proj), or with methods and
+  // allocations that read no activations: the weight itself is refused before it is scored.
+  const std::string nan_up = "tensor 'model.layers.2.mlp.up_proj.weight' contains NaN or Inf";
+  cases.push_back({"Prune_NanWeightInTheLastDownProj",
+                   [](Env& env) {
+                     copy_model(env);
+                     patch_element(weights(env), "model.layers.4.mlp.down_proj.weight", 3,
+                                   std::numeric_limits<float>::quiet_NaN());
+                   },
+                   [](const Env& env) { return prune_args(env, {"-q", "--method", "wanda"}); }, model_file(""),
+                   "tensor 'model.layers.4.mlp.down_proj.weight' contains NaN or Inf"});
+  cases.push_back({"Prune_NanWeightWithMagnitude", nan_in_mlp,
+                   [](const Env& env) { return prune_args(env, {"-q", "--method", "magnitude"}); }, model_file(""),
+                   nan_up});
+  cases.push_back({"Prune_NanWeightWithAlphaAllocation", nan_in_mlp,
+                   [](const Env& env) { return prune_args(env, {"-q", "--method", "ri", "--allocation", "alpha"}); },
+                   model_file(""), nan_up});
   cases.push_back({"Search_NanWeight", nan_in_mlp,
                    [](const Env& env) {
                      return std::vector<std::string>{"search", "--model", env.model, "--out", env.out, "--calib-data",

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "crepe/core/error.hpp"
 #include "crepe/prune/metric.hpp"
@@ -170,6 +171,26 @@ TEST(Stats, AccumulatesNormsMomentsAndGramOverBatches) {
   EXPECT_TRUE(at::allclose(s.mean().to(at::kDouble), flat.mean(0), 1e-5, 1e-6));
   EXPECT_TRUE(at::allclose(s.variance().to(at::kDouble), flat.var(0, /*unbiased=*/false), 1e-4, 1e-5));
   EXPECT_TRUE(at::allclose(s.gram.to(at::kDouble), flat.t().matmul(flat), 1e-5, 1e-5));
+}
+
+TEST(Stats, NonFiniteActivationsStopTheRunAndSayWhy) {
+  StatsAccumulator finite, overflowed;
+  finite.add(at::tensor({1.0f, 65504.0f}).view({1, 2}));
+  overflowed.add(at::tensor({1.0f, std::numeric_limits<float>::infinity()}).view({1, 2}));
+  EXPECT_NO_THROW(require_finite(finite.stats(), "M", 0, "o_proj", at::kHalf));
+  const InputStats s = overflowed.take();
+  for (c10::ScalarType dtype : {at::kHalf, at::kBFloat16}) {
+    try {
+      require_finite(s, "M", 3, "o_proj", dtype);
+      ADD_FAILURE() << "no error";
+    } catch (const NumericalInputError& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.rfind("M: the calibration activations entering block 3's o_proj are not finite", 0), 0u) << message;
+      const bool blames_fp16 = message.find("fp16's range") != std::string::npos;
+      EXPECT_EQ(blames_fp16, dtype == at::kHalf) << message;
+      EXPECT_EQ(message.find("--check-finite") != std::string::npos, dtype != at::kHalf) << message;
+    }
+  }
 }
 
 }  // namespace

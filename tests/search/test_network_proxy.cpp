@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "crepe/core/error.hpp"
 #include "crepe/model/head.hpp"
@@ -152,6 +153,63 @@ TEST(NetworkProxy, SaysWhatIsMissing) {
   EXPECT_EQ(parse_proxy("block_out"), Proxy::BlockOut);
   EXPECT_EQ(parse_proxy("kl"), Proxy::Kl);
   EXPECT_THROW(parse_proxy("perplexity"), InputError);
+}
+
+std::vector<at::Tensor> linears_of(const model::BlockWeights& block) {
+  std::vector<at::Tensor> weights;
+  for (model::Linear l : model::kLinears) weights.push_back(block[l].weight);
+  return weights;
+}
+
+TEST(NetworkProxy, APassIsReadWhenCompleteAndOnlyForWhatItMeasured) {
+  c10::InferenceMode guard;
+  Fixture f({0, 1, 2, 3, 4}, 2);
+  prune::MaskSpec mask;
+  mask.sparsity = 0.5;
+  const auto pruned = f.pruned_blocks(some_candidate(), mask);
+  NetworkProxy::Pass pass(*f.inputs.network, /*block_out=*/true, /*kl=*/false);
+  pass.add_block(linears_of(pruned[0]));
+  EXPECT_THROW(pass.block_output_error(), InputError) << "four blocks are missing";
+  for (size_t b = 1; b < pruned.size(); ++b) pass.add_block(linears_of(pruned[b]));
+  EXPECT_THROW(pass.add_block(linears_of(pruned[0])), InputError) << "one block too many";
+  EXPECT_THROW(pass.kl_divergence(), InputError) << "kl was not measured";
+  const double expected = proxy_values(f.inputs, some_candidate(), mask, {Proxy::BlockOut}).at(Proxy::BlockOut);
+  EXPECT_NEAR(pass.block_output_error(), expected, 1e-5 * expected);
+}
+
+TEST(NetworkProxy, HoldsEachWeightOnceAsStored) {
+  // mini-llama-6m stores bf16 and the CPU computes in float32: the proxies keep the bf16 values
+  // (the ones `crepe prune` scores), shared between the layers and the network.
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
+  const engine::RunnerOptions run = test::test_runner_options();
+  at::manual_seed(12);
+  const at::Tensor ids = at::randint(ckpt.config().vocab_size, {2, 16}, at::TensorOptions().dtype(at::kLong));
+  const SearchStats stats = collect_search_stats(ckpt, ids, {0, 1}, run, {{"blocks", {0, 1}}}, ids);
+  const ProxyInputs inputs = proxy_inputs(ckpt, stats, run);
+  ASSERT_NE(inputs.network, nullptr);
+  ASSERT_EQ(inputs.layers.size(), 2u * model::kLinearCount);
+  for (size_t i = 0; i < inputs.layers.size(); ++i) {
+    const model::Linear linear = model::kLinears[i % model::kLinearCount];
+    const at::Tensor stored = ckpt.tensors().load(io::Checkpoint::linear_weight_name(static_cast<int64_t>(i / 7), linear));
+    EXPECT_EQ(inputs.layers[i].weight.scalar_type(), at::kBFloat16);
+    EXPECT_TRUE(at::equal(inputs.layers[i].weight.cpu(), stored));
+  }
+}
+
+TEST(NetworkProxy, ACacheHoldingNaNIsRefused) {
+  c10::InferenceMode guard;
+  Fixture f({1}, 2);
+  f.stats.blocks[0].inputs[2].sq_sum[5] = std::numeric_limits<float>::quiet_NaN();
+  test::TempDir dir;
+  const std::string path = dir.file("stats.safetensors");
+  save_search_stats(path, f.stats);
+  try {
+    load_search_stats(path, f.stats.provenance);
+    ADD_FAILURE() << "a NaN cache was reused";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), path + ": tensor 'block.1.input.2.sq_sum' contains NaN or Inf");
+  }
 }
 
 TEST(NetworkProxy, SubsampleRoundTripsThroughTheStatisticsCache) {

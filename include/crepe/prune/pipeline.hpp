@@ -7,8 +7,10 @@
 // result to the checkpoint's stored dtype; run the block again so that the *pruned* outputs feed
 // the next block; hand the pruned block to the sink; drop it.
 //
-// Scores and kept weights come from the stored values even when the forward pass computes in a
-// narrower dtype (bf16 on an fp16 checkpoint): only the activations see the compute dtype.
+// Each layer's scores and kept weights come from the stored values even when the forward pass
+// computes in a narrower dtype (bf16 on an fp16 checkpoint); the activations, and the block
+// statistics of the OWL/DLP/AlphaPruning allocations, see the compute dtype. Weights and
+// activations must be finite (NumericalInputError otherwise: nothing is scored on NaN).
 //
 // Metrics that use no activations (magnitude, ri) skip the forward passes entirely.
 #include <ATen/core/Tensor.h>

@@ -32,10 +32,14 @@ struct InputStats {
 // The same statistics in host memory (a copy only where they were on a device).
 InputStats to_host(InputStats stats);
 
-// Stops a run whose calibration met NaN or Inf: scores computed from them would be meaningless, and
-// the checkpoint written from them would look complete. InputError naming `model_dir` unless
-// `stats` (block `block`'s input `input`) is finite, with the likely cause: an fp16 forward pass
-// that overflowed (`compute_dtype`), or non-finite weights upstream.
+// Stops a run whose activations met NaN or Inf: scores computed from them would be meaningless, and
+// the checkpoint written from them would look complete. NumericalInputError naming `model_dir` and
+// `what` ("the calibration activations entering block 2's down_proj") unless `values` is finite,
+// with the likely cause: an fp16 forward pass that overflowed (`compute_dtype`), or non-finite
+// weights upstream.
+void require_finite_activations(const at::Tensor& values, const std::string& model_dir, const std::string& what,
+                                c10::ScalarType compute_dtype);
+// The same for the statistics of block `block`'s input `input` (model::input_name).
 void require_finite(const InputStats& stats, const std::string& model_dir, int64_t block, const char* input,
                     c10::ScalarType compute_dtype);
 
