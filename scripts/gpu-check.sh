@@ -12,12 +12,15 @@
 #   3. benchmarks: scoring time of every metric on a 4096x11008 matrix and the card's matmul rate;
 #      calibration throughput on a 7B-shaped synthetic stack (bf16, fp32, states in host memory) and
 #      on mini-llama-6m; peak GPU memory of each, from nvidia-smi samples; whether LibTorch's pinned
-#      allocator rounds requests up to a power of two (engine::worth_pinning assumes it does)
+#      allocator rounds requests up to a power of two (engine::worth_pinning assumes it does);
+#      a kl search on the 7B-shaped stack (peak memory, seconds per proxy evaluation)
 # OUT_DIR (default gpu-check/) receives summary.json and gpu-check.tar.gz (every step's stdout and
 # stderr, the raw JSON): two files, as the GPU tool brings few back. Steps past the deadline
 # (DEADLINE seconds, 480 by default) are skipped and say so. Exits 1 when any step failed.
 # Environment: TORCH_PREFIX, THIRD_PARTY (.device/third_party), SHARED (.device/shared, else ../shared),
-# JOBS (nproc), DEADLINE; for a rehearsal on a CPU machine: DEVICE=cpu LAYERS_7B=1 NSAMPLES_7B=2 MATMUL=2048.
+# JOBS (nproc), DEADLINE; for a rehearsal on a CPU machine (the bf16 steps then compute in fp32):
+# DEVICE=cpu LAYERS_7B=1 NSAMPLES_7B=2 MATMUL=2048 SEARCH_SEQLEN=128 SEARCH_LIMIT=200 DEADLINE=1500
+# (its 14 kl evaluations take about 100 s on 2 cores, against well under a second each on a GPU).
 set -uo pipefail
 OUT=$(mkdir -p "${1:-gpu-check}" && cd "${1:-gpu-check}" && pwd)
 cd "$(dirname "$0")/.."
@@ -30,6 +33,10 @@ DEVICE=${DEVICE:-cuda}
 LAYERS_7B=${LAYERS_7B:-4}
 NSAMPLES_7B=${NSAMPLES_7B:-64}
 MATMUL=${MATMUL:-8192}
+SEARCH_SEQLEN=${SEARCH_SEQLEN:-2048}
+SEARCH_LIMIT=${SEARCH_LIMIT:-90}
+HALF=bf16
+[ "$DEVICE" = cuda ] || HALF=fp32  # a CPU rehearsal: crepe computes in fp32 there
 BUILD=build-gpu
 GENERATOR=Ninja
 command -v ninja > /dev/null || GENERATOR="Unix Makefiles"
@@ -105,11 +112,16 @@ if [ $built = 0 ]; then
     step "$name" 60 "$BUILD/crepe" prune --model "$model" --out "$SYNTH/pruned" --force -q --json --method wanda \
       --device "$DEVICE" --calib-data "$SHARED/data/tinystories-val.txt" "$@"
   }
-  calibrate prune-7b-shape-bf16 "$SYNTH/7b-shape" --dtype bf16 --nsamples "$NSAMPLES_7B" --seqlen 2048
+  calibrate prune-7b-shape-bf16 "$SYNTH/7b-shape" --dtype "$HALF" --nsamples "$NSAMPLES_7B" --seqlen 2048
   calibrate prune-7b-shape-fp32 "$SYNTH/7b-shape" --dtype fp32 --nsamples "$NSAMPLES_7B" --seqlen 2048
-  calibrate prune-7b-shape-bf16-host-states "$SYNTH/7b-shape" --dtype bf16 --nsamples "$NSAMPLES_7B" --seqlen 2048 \
+  calibrate prune-7b-shape-bf16-host-states "$SYNTH/7b-shape" --dtype "$HALF" --nsamples "$NSAMPLES_7B" --seqlen 2048 \
     --max-device-activations 0
   calibrate prune-mini-llama-6m-fp32 "$SHARED/models/mini-llama-6m" --dtype fp32 --nsamples 128 --seqlen 256
+  # PHO with the kl proxy holds every block (as stored) plus one pruned block: its peak memory and
+  # the seconds per proxy evaluation (a scoring of every matrix and a forward pass of the subsample).
+  step search-7b-shape-kl "$SEARCH_LIMIT" "$BUILD/crepe" search --model "$SYNTH/7b-shape" --out "$SYNTH/found.json" -q --json \
+    --device "$DEVICE" --dtype "$HALF" --calib-data "$SHARED/data/tinystories-val.txt" --nsamples 8 \
+    --seqlen "$SEARCH_SEQLEN" --proxy kl --budget 8 --kernels 3 --groups layer
   [ -n "$sampler" ] && kill "$sampler" 2> /dev/null
   sampler=""
 fi
@@ -186,7 +198,17 @@ def memory():
         s["step"]: max((m for t, m in samples if s["from"] < t < s["to"]), default=None)
         for s in steps if "from" in s and s["step"] not in ("pinned-rounding", "configure", "build", "tests")}
 
+def search():
+    found = load("search-7b-shape-kl.out")
+    if not found:
+        return
+    s = found["_search"]
+    summary["search_7b_shape_kl"] = {"evaluations": s["evaluations"], "search_seconds": s["seconds"],
+                                     "seconds_per_evaluation": s["seconds"] / max(1, s["evaluations"]),
+                                     "total_seconds": found.get("_seconds")}
+
 section("scoring", scoring)
+section("search", search)
 section("calibration", calibration)
 section("memory", memory)
 summary["pinned_rounding"] = load("pinned-rounding.out")
