@@ -82,6 +82,10 @@ int main(int argc, char** argv) {
     time("crepe k=" + std::to_string(k), [&] { return crepe_score(W, act_norm, crepe); });
   }
   time("mask 50% layer", [&] { return select_mask(W, mask); });
+  mask.group = Group::Row;
+  time("mask 50% row", [&] { return select_mask(W, mask); });
+  mask.pattern = parse_pattern("2:4");
+  time("mask 2:4", [&] { return select_mask(W, mask); });
   // The device's matmul rate, the yardstick for calibration throughput.
   auto matmul_gflops_in = [&](c10::ScalarType dtype) {
     const int64_t n = matmul_size;

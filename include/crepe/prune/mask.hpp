@@ -35,16 +35,25 @@ struct MaskSpec {
   Group group = Group::Layer;
 };
 
-at::Tensor select_mask(const at::Tensor& scores, const MaskSpec& spec);
+// How a mask is selected. Auto: a fused kernel on the CPU (nth_element per row; radix selection
+// when the group is a whole matrix), whole-tensor ops elsewhere (CUDA). Both select the same mask,
+// exactly (tests compare them). Scores must not be NaN (a c10::Error: the pipeline checks weights
+// and statistics first, so NaN here is a bug).
+enum class MaskKernel { Auto, Fused, TensorOps };
+
+at::Tensor select_mask(const at::Tensor& scores, const MaskSpec& spec, MaskKernel kernel = MaskKernel::Auto);
 
 // floor(sparsity * n), except that a product within rounding error of an integer counts as that
 // integer (0.7 * 10 is 6.999... in binary; the user asked for 7).
 int64_t pruned_count(double sparsity, int64_t n);
 
 // The building blocks, exposed for SparseGPT and tests.
-at::Tensor prune_lowest(const at::Tensor& scores, int64_t count);             // whole matrix
-at::Tensor prune_lowest_per_row(const at::Tensor& scores, int64_t per_row);   // each row
-at::Tensor prune_n_of_m(const at::Tensor& scores, int64_t n, int64_t m);       // N:M with tail rule
+at::Tensor prune_lowest(const at::Tensor& scores, int64_t count,                   // whole matrix
+                        MaskKernel kernel = MaskKernel::Auto);
+at::Tensor prune_lowest_per_row(const at::Tensor& scores, int64_t per_row,         // each row
+                                MaskKernel kernel = MaskKernel::Auto);
+at::Tensor prune_n_of_m(const at::Tensor& scores, int64_t n, int64_t m,             // N:M with tail rule
+                        MaskKernel kernel = MaskKernel::Auto);
 // Number of weights prune_n_of_m removes from a row of `in` columns.
 int64_t n_of_m_pruned_per_row(int64_t in, int64_t n, int64_t m);
 
