@@ -141,8 +141,8 @@ at::Tensor crepe_score_fused_cpu(const ScoreTerms& t, const CrepeParams& p) {
   const bool neighbourhood = p.gamma != 0.0;
   const double gamma = p.gamma;
 
-  at::parallel_for(0, rows, 16, [&](int64_t first, int64_t last) {
-    std::vector<double> window_cols(neighbourhood ? cols : 0, 0.0);
+  auto score_rows = [&](int64_t first, int64_t last, std::vector<double>& window_cols) {
+    std::fill(window_cols.begin(), window_cols.end(), 0.0);
     auto add_row = [&](int64_t r, double sign) {
       const float* a = A + r * cols;
       for (int64_t j = 0; j < cols; ++j) window_cols[j] += sign * a[j];
@@ -168,6 +168,15 @@ at::Tensor crepe_score_fused_cpu(const ScoreTerms& t, const CrepeParams& p) {
       }
       if (i + half + 1 < rows) add_row(i + half + 1, 1.0);
       if (i - half >= 0) add_row(i - half, -1.0);
+    }
+  };
+  // The window's column sums restart at fixed blocks of rows, not at each thread's first row: the
+  // sliding sums (and so the last bits of the scores) are the same whatever the thread count.
+  constexpr int64_t kRowBlock = 256;
+  at::parallel_for(0, (rows + kRowBlock - 1) / kRowBlock, 1, [&](int64_t first_block, int64_t last_block) {
+    std::vector<double> window_cols(neighbourhood ? cols : 0, 0.0);
+    for (int64_t block = first_block; block < last_block; ++block) {
+      score_rows(block * kRowBlock, std::min(rows, (block + 1) * kRowBlock), window_cols);
     }
   });
   return out;

@@ -1,5 +1,6 @@
 // Each metric against a direct, slow reference written from the formula, on random inputs.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -108,6 +109,21 @@ TEST(Metric, FusedAndTensorOpKernelsAgreeOnLargerMatrices) {
     const at::Tensor ops = crepe_score(W, f.act_norm, p, ScoreKernel::TensorOps);
     EXPECT_TRUE(at::allclose(fused, ops, 1e-5, 1e-12)) << "k=" << k << " max diff " << (fused - ops).abs().max().item<double>();
   }
+}
+
+TEST(Metric, FusedScoresAreTheSameBitsWhateverTheThreadCount) {
+  // The window sums restart at fixed row blocks, not at each thread's share of the rows.
+  const Fixture f = random_layer(1000, 300, 21);
+  CrepeParams p;
+  p.kernel_size = 7;
+  p.gamma = 0.5;
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const at::Tensor one = crepe_score(f.W, f.act_norm, p, ScoreKernel::Fused);
+  at::set_num_threads(2);
+  const at::Tensor two = crepe_score(f.W, f.act_norm, p, ScoreKernel::Fused);
+  at::set_num_threads(before);
+  EXPECT_TRUE(at::equal(one, two));
 }
 
 TEST(Metric, CrepeWithRiaCoefficientsEqualsRiaBitForBit) {
