@@ -13,6 +13,11 @@
 
 #include "crepe/core/error.hpp"
 
+// The radix keys rely on -0 + 0 giving +0 and the NaN checks on NaN != NaN: fast-math drops both.
+#if defined(__FAST_MATH__)
+#error "src/prune/mask.cpp must not be compiled with -ffast-math"
+#endif
+
 namespace crepe::prune {
 namespace {
 

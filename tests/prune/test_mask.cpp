@@ -36,7 +36,16 @@ at::Tensor awkward_scores(int64_t rows, int64_t cols, uint64_t seed) {
   s.masked_fill_(at::rand({rows, cols}) < 0.05, -0.0);
   s.masked_fill_(at::rand({rows, cols}) < 0.001, std::numeric_limits<float>::infinity());
   s.masked_fill_(at::rand({rows, cols}) < 0.001, -std::numeric_limits<float>::infinity());
+  s.masked_fill_(at::rand({rows, cols}) < 0.01, std::numeric_limits<float>::denorm_min());
   return s;
+}
+
+// N:M by the definition: each full run of m columns, and the tail, sorted stably on its own.
+at::Tensor n_of_m_by_sort(const at::Tensor& s, int64_t n, int64_t m) {
+  const int64_t rows = s.size(0), full = s.size(1) / m * m, tail = s.size(1) - full;
+  std::vector<at::Tensor> parts{lowest_by_sort(s.narrow(1, 0, full).reshape({-1, m}), n).view({rows, full})};
+  if (tail > 0) parts.push_back(lowest_by_sort(s.narrow(1, full, tail), n * tail / m));
+  return at::cat(parts, 1);
 }
 
 TEST(Mask, BothKernelsSelectWhatAStableSortSelects) {
@@ -63,11 +72,14 @@ TEST(Mask, BothKernelsSelectWhatAStableSortSelects) {
   }
 }
 
-TEST(Mask, FusedAndTensorOpKernelsAgreeOnNOfM) {
+TEST(Mask, BothKernelsSelectNOfMAsAStableSortDoes) {
   const at::Tensor s = awkward_scores(64, 203, 5);  // 203 = 50 runs of 4 + a tail of 3
-  for (const auto& [n, m] : std::vector<std::pair<int64_t, int64_t>>{{2, 4}, {4, 8}, {1, 3}}) {
-    EXPECT_TRUE(at::equal(prune_n_of_m(s, n, m, MaskKernel::Fused), prune_n_of_m(s, n, m, MaskKernel::TensorOps)))
-        << n << ":" << m;
+  // Groups of up to 16 are ranked pairwise; 10:20 and 16:40 go through the per-row radix path.
+  for (const auto& [n, m] : std::vector<std::pair<int64_t, int64_t>>{{2, 4}, {4, 8}, {1, 3}, {10, 20}, {16, 40}}) {
+    const at::Tensor expected = n_of_m_by_sort(s, n, m);
+    for (MaskKernel kernel : {MaskKernel::Fused, MaskKernel::TensorOps}) {
+      EXPECT_TRUE(at::equal(prune_n_of_m(s, n, m, kernel), expected)) << n << ":" << m;
+    }
   }
 }
 

@@ -37,8 +37,8 @@ struct MaskSpec {
 
 // How a mask is selected. Auto: a fused kernel on the CPU (nth_element per row; radix selection
 // when the group is a whole matrix), whole-tensor ops elsewhere (CUDA). Both select the same mask,
-// exactly (tests compare them). Scores must not be NaN (a c10::Error: the pipeline checks weights
-// and statistics first, so NaN here is a bug).
+// exactly (tests compare them). Scores must not be NaN: wherever a selection is made, NaN is a
+// c10::Error (the pipeline checks weights and statistics first, so NaN here is a bug).
 enum class MaskKernel { Auto, Fused, TensorOps };
 
 at::Tensor select_mask(const at::Tensor& scores, const MaskSpec& spec, MaskKernel kernel = MaskKernel::Auto);
