@@ -52,6 +52,11 @@ void synchronize(c10::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
+std::string non_finite_cause(c10::ScalarType compute_dtype) {
+  return compute_dtype == c10::kHalf ? "fp16's range is too small for this model's activations; use --dtype bf16 or fp32"
+                                     : "the weights hold NaN or Inf (--check-finite names the tensor)";
+}
+
 bool holds_exactly(c10::ScalarType wide, c10::ScalarType narrow) {
   if (wide == narrow) return true;
   const bool narrow_is_half = narrow == c10::kBFloat16 || narrow == c10::kHalf;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "crepe/core/error.hpp"
 #include "crepe/model/head.hpp"
 
 namespace crepe::eval {
@@ -34,6 +35,12 @@ at::Tensor window_nll(const io::Checkpoint& checkpoint, const at::Tensor& final_
     const at::Tensor logits = model::output_logits(config, final_norm, lm_head, states);
     const at::Tensor nll = model::next_token_nll(logits, windows.narrow(0, first, n));
     nll_per_window.narrow(0, first, n).copy_(nll.mean(1).cpu());
+  }
+  // Finite logits give a finite NLL: NaN or Inf means the forward pass broke, and a "perplexity nan"
+  // would hide why.
+  if (!at::isfinite(nll_per_window).all().item<bool>()) {
+    throw NumericalInputError(checkpoint.dir() + ": the evaluation's next-token log-likelihoods are not finite: " +
+                              non_finite_cause(placement.compute_dtype));
   }
   return nll_per_window;
 }

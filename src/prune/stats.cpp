@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
 
 namespace crepe::prune {
@@ -25,10 +26,7 @@ at::Tensor InputStats::variance() const {
 void require_finite_activations(const at::Tensor& values, const std::string& model_dir, const std::string& what,
                                 c10::ScalarType compute_dtype) {
   if (at::isfinite(values).all().item<bool>()) return;
-  const std::string cause = compute_dtype == at::kHalf
-                                ? "fp16's range is too small for this model's activations; use --dtype bf16 or fp32"
-                                : "the weights up to this block hold NaN or Inf (--check-finite names the tensor)";
-  throw NumericalInputError(model_dir + ": " + what + " are not finite (NaN or Inf): " + cause);
+  throw NumericalInputError(model_dir + ": " + what + " are not finite (NaN or Inf): " + non_finite_cause(compute_dtype));
 }
 
 void require_finite(const InputStats& stats, const std::string& model_dir, int64_t block, const char* input,

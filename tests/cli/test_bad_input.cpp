@@ -296,6 +296,13 @@ std::vector<BadCase> bad_cases() {
   cases.push_back({"Prune_NanWeightWithAlphaAllocation", nan_in_mlp,
                    [](const Env& env) { return prune_args(env, {"-q", "--method", "ri", "--allocation", "alpha"}); },
                    model_file(""), nan_up});
+  cases.push_back({"Eval_NanWeightWithoutCheckFinite", nan_in_mlp, [](const Env& env) { return eval_args(env, {"-q"}); },
+                   model_file(""), "the evaluation's next-token log-likelihoods are not finite"});
+  cases.push_back({"Prune_NanWeightWithEval", nan_in_mlp,
+                   [](const Env& env) {
+                     return prune_args(env, {"-q", "--eval", calib_text(), "--eval-seqlen", "64", "--eval-max-windows", "1"});
+                   },
+                   model_file(""), "the evaluation's next-token log-likelihoods are not finite"});
   cases.push_back({"Search_NanWeight", nan_in_mlp,
                    [](const Env& env) {
                      return std::vector<std::string>{"search", "--model", env.model, "--out", env.out, "--calib-data",

@@ -25,6 +25,10 @@ Placement make_placement(const std::string& device, const std::string& dtype);
 
 std::string dtype_name(c10::ScalarType dtype);
 
+// Why activations computed in `compute_dtype` would hold NaN or Inf, for error messages: fp16's
+// range (with the remedy), or else non-finite weights (and the option that names them).
+std::string non_finite_cause(c10::ScalarType compute_dtype);
+
 // Whether every value of `narrow` is also a value of `wide`: float32 holds bf16 and fp16 exactly,
 // but bf16 and fp16 hold only themselves (each rounds the other's mantissa or range).
 bool holds_exactly(c10::ScalarType wide, c10::ScalarType narrow);
