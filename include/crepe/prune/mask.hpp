@@ -35,8 +35,8 @@ struct MaskSpec {
   Group group = Group::Layer;
 };
 
-// How a mask is selected. Auto: a fused kernel on the CPU (nth_element per row; radix selection
-// when the group is a whole matrix), whole-tensor ops elsewhere (CUDA). Both select the same mask,
+// How a mask is selected. Auto: fused kernels on the CPU (radix selection over a whole matrix or
+// per row, pairwise ranks inside N:M groups), whole-tensor ops elsewhere (CUDA). Both select the same mask,
 // exactly (tests compare them). Scores must not be NaN: wherever a selection is made, NaN is a
 // c10::Error (the pipeline checks weights and statistics first, so NaN here is a bug).
 enum class MaskKernel { Auto, Fused, TensorOps };

@@ -95,8 +95,8 @@ using PrunedBlockSink = std::function<void(int64_t block, const model::BlockWeig
 // Resuming and checkpointing an interrupted run (see io/partial_run.hpp).
 struct PruneHooks {
   // True when block b was finished by an earlier run: `weights` then holds its pruned linear
-  // weights (as written: the stored dtype, any device) and `layers` its outcomes; the pipeline only runs the calibration states
-  // through it instead of pruning it again.
+  // weights (as written: the stored dtype, any device) and `layers` its outcomes; the pipeline
+  // only runs the calibration states through it instead of pruning it again.
   std::function<bool(int64_t block, model::BlockWeights& weights, std::vector<LayerOutcome>& layers)> restore;
   // After the sink, for every block, with that block's outcomes.
   std::function<void(int64_t block, const model::BlockWeights& weights, const std::vector<LayerOutcome>& layers,
