@@ -73,10 +73,11 @@ int64_t block_parameters(const model::BlockWeights& weights) {
   return total;
 }
 
-// Dense pass over block b: statistics of each of its four distinct linear inputs, which must be finite.
-std::array<InputStats, model::kLinearInputCount> collect_statistics(const engine::BlockRunner& runner, int64_t b,
-                                                                     const model::BlockWeights& weights,
-                                                                     const at::Tensor& states, StatsRequest request) {
+}  // namespace
+
+std::array<InputStats, model::kLinearInputCount> collect_block_statistics(const engine::BlockRunner& runner, int64_t b,
+                                                                           const model::BlockWeights& weights,
+                                                                           const at::Tensor& states, StatsRequest request) {
   std::array<StatsAccumulator, model::kLinearInputCount> accumulators;
   accumulators.fill(StatsAccumulator(request));
   runner.observe(weights, states, [&](model::LinearInput which, const at::Tensor& x) {
@@ -91,7 +92,6 @@ std::array<InputStats, model::kLinearInputCount> collect_statistics(const engine
   return stats;
 }
 
-}  // namespace
 
 Reprune parse_reprune(const std::string& name, const std::string& option) {
   if (name == "none" || name.empty()) return Reprune::None;
@@ -173,7 +173,7 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
   // OWL and DLP: one dense pass, statistics of every block's inputs.
   at::Tensor states = runner.embed(calibration_ids);
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
-    const auto stats = collect_statistics(runner, b, weights, block_states, StatsRequest{});
+    const auto stats = collect_block_statistics(runner, b, weights, block_states, StatsRequest{});
     const auto scores = block_wanda_scores(weights, stats);
     block_statistic.push_back(config.allocation == Allocation::Owl ? block_outlier_ratio(scores, params.owl_m)
                                                                    : block_mean_score(scores));
@@ -205,7 +205,7 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
   const c10::Device device = runner.options().placement.device;
   auto t = device_now(device);
   std::array<InputStats, model::kLinearInputCount> stats;
-  if (calibrated) stats = collect_statistics(runner, b, weights, states, request_for(config));
+  if (calibrated) stats = collect_block_statistics(runner, b, weights, states, request_for(config));
   outcome.statistics_seconds += device_since(t, device);
   std::vector<LayerOutcome> layers;
   for (model::Linear linear : model::kLinears) {

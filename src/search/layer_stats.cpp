@@ -9,6 +9,7 @@
 
 #include "crepe/core/error.hpp"
 #include "crepe/io/safetensors.hpp"
+#include "crepe/prune/pipeline.hpp"
 
 namespace crepe::search {
 namespace {
@@ -40,19 +41,12 @@ SearchStats collect_search_stats(const io::Checkpoint& checkpoint, const at::Ten
   at::Tensor sample_states = keep_samples ? runner.embed(proxy_ids) : at::Tensor();
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
     if (std::find(blocks.begin(), blocks.end(), b) != blocks.end()) {
-      std::array<prune::StatsAccumulator, model::kLinearInputCount> acc;
-      acc.fill(prune::StatsAccumulator(prune::StatsRequest{with_gram, /*moments=*/false}));
-      runner.observe(weights, block_states, [&](model::LinearInput which, const at::Tensor& x) {
-        acc[static_cast<int>(which)].add(x);
-      });
+      auto inputs = prune::collect_block_statistics(runner, b, weights, block_states,
+                                                    prune::StatsRequest{with_gram, /*moments=*/false});
       BlockStats block{b, {}, {}};
       // The statistics (a Gram matrix per input: 11008^2 floats for a 7B MLP) wait in host memory,
       // as the cache holds them; the proxies move what they use to the device.
-      for (int i = 0; i < model::kLinearInputCount; ++i) {
-        block.inputs[i] = prune::to_host(acc[i].take());
-        prune::require_finite(block.inputs[i], checkpoint.dir(), b,
-                              model::input_name(static_cast<model::LinearInput>(i)), options.placement.compute_dtype);
-      }
+      for (int i = 0; i < model::kLinearInputCount; ++i) block.inputs[i] = prune::to_host(std::move(inputs[i]));
       // A copy: the states go on through the next blocks in place.
       if (keep_samples) {
         block.sample_input = sample_states.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);

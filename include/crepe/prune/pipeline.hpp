@@ -15,6 +15,7 @@
 // Metrics that use no activations (magnitude, ri) skip the forward passes entirely.
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -81,6 +82,13 @@ struct PruneOutcome {
 // `sparsity` overrides config.mask.sparsity (per-block allocation); negative keeps it.
 at::Tensor prune_linear(const at::Tensor& weight, const InputStats& stats, const PruneConfig& config,
                         at::Tensor* mask_out = nullptr, double sparsity = -1, PermutationReport* permutation = nullptr);
+
+// Dense pass over block b (`weights` as the runner loads them) with observers: the statistics of
+// its four distinct linear inputs, in model::LinearInput order. NumericalInputError, naming the
+// block and input, unless they are finite (prune::require_finite).
+std::array<InputStats, model::kLinearInputCount> collect_block_statistics(const engine::BlockRunner& runner, int64_t b,
+                                                                           const model::BlockWeights& weights,
+                                                                           const at::Tensor& states, StatsRequest request);
 
 // Per-block target sparsities of config.allocation (uniform: all equal to the target). OWL and DLP
 // need one dense pass over the calibration states (a copy is made); AlphaPruning reads weights only.
