@@ -191,8 +191,8 @@ namespace {
 // values exactly (float32 holds bf16 and fp16), else the stored tensor itself, moved to the device.
 // A bf16 forward pass on an fp16 or fp32 checkpoint must round neither the scores' inputs nor the
 // weights that are kept and written.
-at::Tensor stored_weight(const io::Checkpoint& checkpoint, const std::string& name, const at::Tensor& loaded) {
-  const auto stored = io::to_scalar_type(checkpoint.tensors().info(name).dtype);
+at::Tensor stored_weight(const io::Checkpoint& checkpoint, const std::string& name, c10::ScalarType stored,
+                         const at::Tensor& loaded) {
   if (holds_exactly(loaded.scalar_type(), stored)) return loaded;
   return checkpoint.tensors().load(name).to(loaded.device());
 }
@@ -214,14 +214,15 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
     at::Tensor& weight = weights[linear].weight;
     at::Tensor mask;
     PermutationReport permutation;
-    const at::Tensor source = stored_weight(checkpoint, name, weight);
+    const auto stored = io::to_scalar_type(checkpoint.tensors().info(name).dtype);
+    const at::Tensor source = stored_weight(checkpoint, name, stored, weight);
     require_finite_weight(source, checkpoint.dir(), name);
     const at::Tensor pruned = prune_linear(source, stats[static_cast<int>(model::input_of(linear))], config, &mask,
                                            outcome.block_sparsity[b], config.permute ? &permutation : nullptr);
     require_finite_result(pruned, name);
     outcome.permutation_kept_before += permutation.kept_before;
     outcome.permutation_kept_after += permutation.kept_after;
-    weight = pruned.to(io::to_scalar_type(checkpoint.tensors().info(name).dtype));
+    weight = pruned.to(stored);
     layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), since(t)});
     outcome.pruning_seconds += layers.back().seconds;
   }
