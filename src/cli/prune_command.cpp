@@ -34,6 +34,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::ordered_json;
+constexpr const char* kPermutationFile = "crepe_permutation.json";
 
 struct PruneOptions {
   std::string model, out, config;
@@ -206,10 +207,42 @@ nlohmann::json resume_request(const PruneOptions& o, const io::Checkpoint& ckpt,
           {"device", o.device.device}, {"dtype", o.device.dtype}};
 }
 
+std::vector<int64_t> int64_values(const at::Tensor& t) {
+  const at::Tensor values = t.to(at::kCPU, at::kLong).contiguous();
+  return {values.data_ptr<int64_t>(), values.data_ptr<int64_t>() + values.numel()};
+}
+
 nlohmann::json layers_json(const std::vector<prune::LayerOutcome>& layers) {
   nlohmann::json j = nlohmann::json::array();
-  for (const auto& l : layers) j.push_back({{"name", l.tensor}, {"numel", l.numel}, {"pruned", l.pruned}});
+  for (const auto& l : layers) {
+    j.push_back({{"name", l.tensor}, {"numel", l.numel}, {"pruned", l.pruned}});
+    if (l.input_permutation.defined()) j.back()["input_permutation"] = int64_values(l.input_permutation);
+  }
   return j;
+}
+
+prune::LayerOutcome layer_from_json(const nlohmann::json& l) {
+  prune::LayerOutcome layer{l.at("name"), l.at("numel"), l.at("pruned"), 0.0, at::Tensor()};
+  if (l.contains("input_permutation")) {
+    const auto order = l.at("input_permutation").get<std::vector<int64_t>>();
+    layer.input_permutation = at::tensor(c10::ArrayRef<int64_t>(order), at::kLong);
+  }
+  return layer;
+}
+
+// --permute: the column order in which each pruned weight is N:M, for a sparse kernel to apply
+// (the weights themselves keep the stored layout).
+std::string permutation_file(const prune::PruneConfig& config, const std::vector<prune::LayerOutcome>& layers) {
+  nlohmann::ordered_json j;
+  j["format"] = "crepe input-channel permutation, version 1";
+  j["pattern"] = config.mask.pattern.str();
+  j["usage"] = "for each weight W [out, in] below, W[:, order] is " + config.mask.pattern.str() +
+               " sparse: every run of M consecutive columns holds at least N zeros in every row (the last in % M "
+               "columns, which stay in place, follow crepe's tail rule); apply the same order to the layer's input";
+  nlohmann::ordered_json orders = nlohmann::ordered_json::object();
+  for (const auto& l : layers) orders[l.tensor] = int64_values(l.input_permutation);
+  j["layers"] = std::move(orders);
+  return j.dump() + "\n";
 }
 
 // Tests stop a run at a chosen block the way users do: CREPE_TEST_STOP_AFTER_BLOCK="N:int" raises
@@ -312,7 +345,10 @@ Action add_prune_command(CLI::App& app) {
         }
       }
       for (const auto& l : partial.block_record(b).at("layers")) {
-        layers.push_back({l.at("name"), l.at("numel"), l.at("pruned"), 0.0});
+        layers.push_back(layer_from_json(l));
+        require(!config.permute || layers.back().input_permutation.defined(), partial.dir(),
+                "holds no channel permutation for " + layers.back().tensor +
+                    " (written by an earlier crepe); run again with --force instead of --resume");
       }
       return true;
     };
@@ -371,6 +407,10 @@ Action add_prune_command(CLI::App& app) {
                          {"pruning", outcome.pruning_seconds}, {"forward", outcome.forward_seconds},
                          {"total", since(start)}};
     report["peak_rss_mib"] = peak_rss_mib();
+    if (config.permute) {
+      report["permutation"]["file"] = kPermutationFile;
+      writer.add_file(kPermutationFile, permutation_file(config, outcome.layers));
+    }
     writer.add_file("crepe_report.json", report.dump(2) + "\n");
     writer.commit();
     partial.remove();

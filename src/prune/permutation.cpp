@@ -282,7 +282,9 @@ at::Tensor nm_channel_permutation(const at::Tensor& scores, int64_t n, int64_t m
     report->reassignments = reassignments;
     report->identity = fell_back;
   }
-  return to_tensor(perm);
+  at::Tensor order = to_tensor(perm);
+  if (report != nullptr) report->order = order;
+  return order;
 }
 
 double nm_kept_score(const at::Tensor& scores, const at::Tensor& permutation, int64_t n, int64_t m) {
@@ -304,14 +306,20 @@ double nm_kept_score(const at::Tensor& scores, const at::Tensor& permutation, in
   return kept_score(to_matrix(scores), perm, n, m);
 }
 
+at::Tensor permute_columns(const at::Tensor& t, const at::Tensor& order) {
+  return t.index_select(t.dim() - 1, order.to(t.device()));
+}
+
+at::Tensor unpermute_columns(const at::Tensor& t, const at::Tensor& order) {
+  // Original column order[j] is permuted column j: gather with the inverse permutation.
+  const at::Tensor inverse = std::get<1>(order.sort());
+  return t.index_select(t.dim() - 1, inverse.to(t.device()));
+}
+
 at::Tensor permuted_nm_mask(const at::Tensor& scores, int64_t n, int64_t m, const PermutationOptions& options,
                             PermutationReport* report) {
-  const at::Tensor perm = nm_channel_permutation(scores, n, m, options, report);
-  const at::Tensor index = perm.to(scores.device());
-  const at::Tensor keep_permuted = prune_n_of_m(scores.index_select(1, index), n, m);
-  // Original column perm[j] is permuted column j: gather with the inverse permutation.
-  const at::Tensor inverse = std::get<1>(perm.sort());
-  return keep_permuted.index_select(1, inverse.to(scores.device()));
+  const at::Tensor order = nm_channel_permutation(scores, n, m, options, report);
+  return unpermute_columns(prune_n_of_m(permute_columns(scores, order), n, m), order);
 }
 
 }  // namespace crepe::prune

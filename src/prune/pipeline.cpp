@@ -132,14 +132,22 @@ at::Tensor prune_linear(const at::Tensor& weight, const InputStats& stats, const
   }
   const at::Tensor act_norm = needs_activations(config.metric) ? stats.norm() : at::Tensor();
   const at::Tensor scores = score(config.metric, weight, act_norm, config.crepe);
-  at::Tensor mask = config.permute ? permuted_nm_mask(scores, spec.pattern.n, spec.pattern.m, config.permutation, permutation)
-                                   : select_mask(scores, spec);
+  // With --permute, the mask is chosen (and DSnoT swaps within N:M groups) in the permuted column
+  // order, where the groups are; it returns to the stored order at the end.
+  PermutationReport unreported;
+  const at::Tensor order = config.permute ? nm_channel_permutation(scores, spec.pattern.n, spec.pattern.m, config.permutation,
+                                                                   permutation ? permutation : &unreported)
+                                          : at::Tensor();
+  auto in_order = [&](const at::Tensor& t) { return order.defined() ? permute_columns(t, order) : t; };
+  at::Tensor mask = select_mask(in_order(scores), spec);
   if (config.reprune == Reprune::Dsnot) {
     DsnotOptions options = config.dsnot;
     options.n = spec.pattern.n;
     options.m = spec.pattern.m;
-    mask = dsnot_reprune(weight.to(at::kFloat), mask, scores, stats.mean(), stats.variance(), options);
+    mask = dsnot_reprune(in_order(weight.to(at::kFloat)), mask, in_order(scores), in_order(stats.mean()),
+                         in_order(stats.variance()), options);
   }
+  if (order.defined()) mask = unpermute_columns(mask, order);
   if (mask_out) *mask_out = mask;
   if (config.reconstruct) {
     return sparsegpt_prune(weight, stats.gram, stats.tokens, spec, config.sparsegpt, mask);
@@ -223,7 +231,7 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
     outcome.permutation_kept_before += permutation.kept_before;
     outcome.permutation_kept_after += permutation.kept_after;
     weight = pruned.to(stored);
-    layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), since(t)});
+    layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), since(t), permutation.order});
     outcome.pruning_seconds += layers.back().seconds;
   }
   return layers;

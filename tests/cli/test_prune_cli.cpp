@@ -49,6 +49,7 @@ TEST(PruneCli, WritesAMirroredCheckpointWithExactSparsityAndAReport) {
   EXPECT_EQ(report.at("calibration").at("nsamples"), 8);
   EXPECT_EQ(report.at("calibration").at("tokens"), 8 * 64);
   EXPECT_EQ(report.at("sparsity").at("tensors").size(), 42u);
+  EXPECT_FALSE(fs::exists(dir.file("out/crepe_permutation.json")));  // only with --permute
 
   const auto source = io::Checkpoint::open(model);
   const auto pruned = io::Checkpoint::open(dir.file("out"));  // it loads like the original
@@ -344,6 +345,48 @@ INSTANTIATE_TEST_SUITE_P(StopPoints, ResumeAfterInterruption,
                            name[1] = '_';
                            return "after_block_" + name;
                          });
+
+// With --permute, the channel order each weight is N:M in is saved beside the checkpoint, and a
+// resumed run saves the same one.
+TEST(PruneCli, PermutedNmHoldsInTheSavedChannelOrderAndSurvivesResume) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/stories260k");
+  const std::vector<std::string> options = {"--pattern", "4:8", "--permute"};  // down_proj: 172 = 21 groups + 4
+  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("straight"), options)).exit_code, 0);
+  const auto file = nlohmann::json::parse(test::read_file(dir.file("straight/crepe_permutation.json")));
+  EXPECT_EQ(file.at("pattern"), "4:8");
+  const auto report = nlohmann::json::parse(test::read_file(dir.file("straight/crepe_report.json")));
+  EXPECT_EQ(report.at("permutation").at("file"), "crepe_permutation.json");
+  const auto pruned = io::Checkpoint::open(dir.file("straight"));
+  EXPECT_EQ(file.at("layers").size(), static_cast<size_t>(pruned.num_layers() * model::kLinearCount));
+  int64_t reordered = 0;
+  for (int64_t b = 0; b < pruned.num_layers(); ++b) {
+    for (model::Linear l : model::kLinears) {
+      const std::string name = io::Checkpoint::linear_weight_name(b, l);
+      const auto order = file.at("layers").at(name).get<std::vector<int64_t>>();
+      const at::Tensor W = pruned.tensors().load(name);
+      ASSERT_EQ(static_cast<int64_t>(order.size()), W.size(1)) << name;
+      const at::Tensor perm = at::tensor(c10::ArrayRef<int64_t>(order), at::kLong);
+      EXPECT_TRUE(at::equal(std::get<0>(perm.sort()), at::arange(W.size(1), at::kLong))) << name << ": not a permutation";
+      reordered += !at::equal(perm, at::arange(W.size(1), at::kLong));
+      const int64_t full = W.size(1) / 8 * 8, tail = W.size(1) - full;
+      const at::Tensor zeros = W.index_select(1, perm) == 0;
+      EXPECT_TRUE((zeros.narrow(1, 0, full).view({W.size(0), -1, 8}).sum(-1) >= 4).all().item<bool>()) << name;
+      if (tail > 0) EXPECT_TRUE((zeros.narrow(1, full, tail).sum(1) >= 4 * tail / 8).all().item<bool>()) << name;
+    }
+  }
+  EXPECT_GT(reordered, 0) << "no layer was permuted";
+
+  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "2:int", 1);
+  const auto stopped = test::run_crepe(prune_args(model, dir.file("resumed"), options));
+  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  ASSERT_EQ(stopped.exit_code, 130) << stopped.err;
+  std::vector<std::string> resume = options;
+  resume.push_back("--resume");
+  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("resumed"), resume)).exit_code, 0);
+  EXPECT_EQ(test::read_file(dir.file("resumed/crepe_permutation.json")), test::read_file(dir.file("straight/crepe_permutation.json")));
+  EXPECT_EQ(test::read_file(dir.file("resumed/model.safetensors")), test::read_file(dir.file("straight/model.safetensors")));
+}
 
 TEST(PruneCli, LeftoverPartialRunIsNeverSilentlyDiscarded) {
   test::TempDir dir;

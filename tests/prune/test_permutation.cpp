@@ -56,6 +56,11 @@ void check_permuted_mask(const at::Tensor& scores, int64_t n, int64_t m, const P
   // In permuted order: every group of m columns prunes exactly n in every row; the tail follows
   // prune_n_of_m's rule.
   const at::Tensor permuted = mask.index_select(1, perm);
+  EXPECT_TRUE(at::equal(report.order, perm));
+  EXPECT_TRUE(at::equal(permute_columns(mask, perm), permuted));
+  EXPECT_TRUE(at::equal(unpermute_columns(permuted, perm), mask));
+  // A per-column vector permutes like the columns: position j takes column perm[j].
+  EXPECT_TRUE(at::equal(permute_columns(at::arange(in, at::kLong), perm), perm));
   if (full > 0) {
     const at::Tensor pruned_per_group = permuted.narrow(1, 0, full).logical_not().reshape({out, full / m, m}).sum(2);
     EXPECT_TRUE((pruned_per_group == n).all().item<bool>());

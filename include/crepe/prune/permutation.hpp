@@ -41,6 +41,7 @@ struct PermutationReport {
   int64_t sweeps = 0;        // refinement sweeps run (the last one may have changed nothing)
   int64_t reassignments = 0; // assignments (one position of one block) that raised the kept score
   bool identity = false;     // the permutation fell back to (or is) the original order
+  at::Tensor order;          // the permutation itself, as nm_channel_permutation returns it
 };
 
 // InputError naming --permute-blocks / --permute-sweeps when out of range.
@@ -60,6 +61,12 @@ at::Tensor nm_snake_permutation(const at::Tensor& scores, int64_t m);
 // original order when `permutation` is undefined), in float64. c10::Error if `permutation` is not an
 // int64 permutation of 0..in-1.
 double nm_kept_score(const at::Tensor& scores, const at::Tensor& permutation, int64_t n, int64_t m);
+
+// `t`'s columns in the permuted order: column j of the result is column order[j] of `t`, along the
+// last dimension (a matrix's columns, or a per-column vector such as activation statistics).
+// unpermute_columns is its inverse. `order` as nm_channel_permutation returns it (any device).
+at::Tensor permute_columns(const at::Tensor& t, const at::Tensor& order);
+at::Tensor unpermute_columns(const at::Tensor& t, const at::Tensor& order);
 
 // The N:M keep-mask (true = kept) chosen in the permuted order and mapped back to the original
 // column order: in every row it prunes exactly as many weights as prune_n_of_m(scores, n, m), and

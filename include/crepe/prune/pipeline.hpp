@@ -61,6 +61,10 @@ struct LayerOutcome {
   int64_t numel = 0;
   int64_t pruned = 0;  // weights removed by the mask
   double seconds = 0;  // scoring, selection and (SparseGPT) update
+  // --permute: the order of the input columns in which the mask is N:M (int64 [in] on the CPU;
+  // position j holds stored column input_permutation[j], so W[:, input_permutation] is N:M);
+  // undefined otherwise.
+  at::Tensor input_permutation;
 };
 
 struct PruneOutcome {
