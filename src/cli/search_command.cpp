@@ -31,7 +31,7 @@ struct SearchOptions {
   double sparsity = 0.5;
   std::string pattern = "unstructured";
   std::string kernels = "1,3,5,7", groups = "layer,row";
-  std::string proxy = "auto", objective = "proxy";
+  std::string proxy = "auto", objective = "proxy", weights = "auto";
   bool maximize = false;
   int64_t budget = 0;  // 0: search::default_budget(proxy), or 40 perplexity evaluations
   int64_t nsamples = 128, seqlen = 2048, eval_windows = 64, correlate = 0, proxy_samples = 8;
@@ -127,7 +127,7 @@ void refuse_conflicts(const SearchOptions& o, const CLI::App& cmd) {
   require(o.correlate == 0 || o.correlate_from.empty(), "--correlate-from", "cannot be combined with --correlate");
   require(o.proxy_data.empty() || o.proxy_samples > 0, "--proxy-data", "needs --proxy-samples > 0");
   if (o.objective == "ppl") {
-    for (const char* option : {"--proxy", "--proxy-data", "--correlate", "--correlate-from", "--maximize"}) {
+    for (const char* option : {"--proxy", "--proxy-data", "--correlate", "--correlate-from", "--maximize", "--weights"}) {
       require(cmd.count(option) == 0, option, "does not apply to --objective ppl (hill climbing on perplexity)");
     }
   }
@@ -231,6 +231,10 @@ Action add_search_command(CLI::App& app) {
   cmd->add_option("--proxy", o->proxy,
                   "auto (kl with every block in use, else block_out), gini, recon, recon_diag, block_out or kl")
       ->capture_default_str();
+  cmd->add_option("--weights", o->weights,
+                  "where the model's weights wait between proxy evaluations: resident (read once), stream (read from "
+                  "the checkpoint at every evaluation, for models that do not fit) or auto")
+      ->capture_default_str();
   cmd->add_flag("--maximize", o->maximize, "maximize the proxy instead of minimizing it");
   cmd->add_option("--objective", o->objective, "proxy (PHO) or ppl (hill climbing on real perplexity)")
       ->check(CLI::IsMember({"proxy", "ppl"}))->capture_default_str();
@@ -264,6 +268,7 @@ Action add_search_command(CLI::App& app) {
     require(o->sparsity >= 0 && o->sparsity < 1, "--sparsity", "must be in [0, 1)");
     const auto kernels = parse_kernels(o->kernels);
     const auto groups = parse_groups(o->groups);
+    const search::WeightHolding holding = search::parse_weight_holding(o->weights);
     const auto blocks = search::parse_layer_selection(o->layers, ckpt.num_layers(), "--layers");
     const int64_t seqlen = capped_seqlen(o->seqlen, ckpt, "--seqlen");
     run.progress = false;
@@ -294,7 +299,7 @@ Action add_search_command(CLI::App& app) {
       const search::SearchStats stats = statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, seqlen),
                                                    blocks, run, seqlen, correlating || o->proxy == "recon");
       const search::Proxy proxy = resolve_proxy(o->proxy, stats, ckpt.num_layers());
-      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, correlating || search::runs_network(proxy));
+      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, correlating || search::runs_network(proxy), holding);
       if (correlating) {
         ordered_json measured;
         if (!o->correlate_from.empty()) {

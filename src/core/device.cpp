@@ -1,9 +1,12 @@
 #include "crepe/core/device.hpp"
 
 #include <ATen/Context.h>
+#include <c10/core/DeviceGuard.h>
+#include <dlfcn.h>
 #include <torch/cuda.h>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/host_memory.hpp"
 
 namespace crepe {
 
@@ -50,6 +53,19 @@ Placement make_placement(const std::string& device, const std::string& dtype) {
 
 void synchronize(c10::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+std::optional<int64_t> free_memory(c10::Device device) {
+  if (device.is_cpu()) return available_host_memory();
+  if (!device.is_cuda()) return std::nullopt;
+  // cudaError_t cudaMemGetInfo(size_t* free, size_t* total), for the current device; 0 is success.
+  using MemGetInfo = int (*)(size_t*, size_t*);
+  static const auto mem_get_info = reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+  if (mem_get_info == nullptr) return std::nullopt;
+  const c10::DeviceGuard current(device);
+  size_t free = 0, total = 0;
+  if (mem_get_info(&free, &total) != 0) return std::nullopt;
+  return static_cast<int64_t>(free);
 }
 
 std::string non_finite_cause(c10::ScalarType compute_dtype) {

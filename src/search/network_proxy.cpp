@@ -39,7 +39,11 @@ NetworkProxy::NetworkProxy(const io::Checkpoint& checkpoint, std::vector<int64_t
   }
   for (size_t b = 0; b < blocks_.size(); ++b) {
     at::Tensor out = inputs_[b].clone();
-    runner_.forward(io::Checkpoint::upload_block(dense_[b], options.placement), out);
+    // Streamed weights (linears not held) are read from the checkpoint for this one pass.
+    const bool held = dense_[b].linears[0].weight.defined();
+    runner_.forward(held ? io::Checkpoint::upload_block(dense_[b], options.placement)
+                         : checkpoint.load_block(blocks_[b], options.placement),
+                    out);
     update_energy_ += (out - inputs_[b]).pow(2).sum().item<double>();
     outputs_.push_back(std::move(out));
   }

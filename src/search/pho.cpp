@@ -11,6 +11,7 @@
 #include <fstream>
 #include <numeric>
 
+#include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/search/cmaes.hpp"
@@ -94,16 +95,73 @@ Candidate candidate_from_json(const nlohmann::json& j, const std::string& source
   return c;
 }
 
+WeightHolding parse_weight_holding(const std::string& text, const std::string& option) {
+  if (text == "auto") return WeightHolding::Auto;
+  if (text == "resident") return WeightHolding::Resident;
+  if (text == "stream") return WeightHolding::Stream;
+  throw_input_error(option, "invalid value '" + text + "' (expected auto, resident or stream)");
+}
+
+const char* weight_holding_name(WeightHolding holding) {
+  switch (holding) {
+    case WeightHolding::Auto: return "auto";
+    case WeightHolding::Resident: return "resident";
+    case WeightHolding::Stream: return "stream";
+  }
+  return "";
+}
+
+bool weights_fit(int64_t weights, int64_t working, std::optional<int64_t> free) {
+  constexpr int64_t kGiB = int64_t{1} << 30;
+  if (!free) return weights <= 16 * kGiB;
+  return static_cast<double>(weights + working) <= 0.9 * static_cast<double>(*free);
+}
+
+namespace {
+
+std::string human_bytes(int64_t bytes) {
+  const double mib = static_cast<double>(bytes) / static_cast<double>(int64_t{1} << 20);
+  return mib < 1024 ? fmt::format("{:.1f} MiB", mib) : fmt::format("{:.1f} GiB", mib / 1024);
+}
+
+// auto's decision, made once and logged: the stored bytes of every linear weight in use against
+// the memory that would hold them, less what an evaluation needs besides (a few float32 copies of
+// the largest layer, the network's subsample and its dense outputs, and a margin).
+bool stream_weights(WeightHolding holding, const io::Checkpoint& checkpoint, const SearchStats& stats,
+                    c10::Device where, bool network) {
+  if (holding != WeightHolding::Auto) return holding == WeightHolding::Stream;
+  int64_t weights = 0, largest = 0, subsample = 0;
+  for (const BlockStats& block : stats.blocks) {
+    for (model::Linear linear : model::kLinears) {
+      const io::TensorInfo& info = checkpoint.tensors().info(io::Checkpoint::linear_weight_name(block.block, linear));
+      weights += static_cast<int64_t>(info.nbytes());
+      largest = std::max(largest, info.numel());
+    }
+    if (network && block.sample_input.defined()) subsample += block.sample_input.nbytes();
+  }
+  const int64_t working = 8 * largest * 4 + 2 * subsample + (int64_t{1} << 30);
+  const std::optional<int64_t> free = free_memory(where);
+  const bool fit = weights_fit(weights, working, free);
+  const std::string room = free ? human_bytes(*free) + " free" : std::string("free memory unknown");
+  spdlog::info("search: {} of linear weights {} ({} on {}; --weights overrides)", human_bytes(weights),
+               fit ? "stay resident" : "are streamed from the checkpoint at every evaluation", room, where.str());
+  return !fit;
+}
+
+}  // namespace
+
 ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options,
-                         bool network) {
+                         bool network, WeightHolding holding) {
   ProxyInputs inputs;
   inputs.device = options.placement.device;
+  inputs.checkpoint = &checkpoint;
   const bool with_network = network && has_subsample(stats);
-  // Every linear weight is held once, as stored: the values `crepe prune` scores, and for 16-bit
+  // Resident weights are held once, as stored: the values `crepe prune` scores, and for 16-bit
   // checkpoints no more memory than a compute-dtype copy. The network proxy keeps them on the
   // device, and the layers share them; without it they wait in host memory and each is moved to
-  // the device as it is judged, so that a whole model need not fit on the GPU.
+  // the device as it is judged. Streamed ones are not held at all (norms and biases are).
   const Placement where = with_network ? options.placement : Placement{c10::Device(c10::kCPU), options.placement.compute_dtype};
+  const bool stream = stream_weights(holding, checkpoint, stats, where.device, with_network);
   std::vector<int64_t> blocks;
   std::vector<model::BlockWeights> dense;
   std::vector<at::Tensor> samples;
@@ -111,7 +169,10 @@ ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& st
     model::BlockWeights weights =
         io::Checkpoint::upload_block(checkpoint.stage_block(block.block, where), where, /*stored_linears=*/true);
     for (model::Linear linear : model::kLinears) {
-      inputs.layers.push_back({weights[linear].weight, &block.inputs[static_cast<int>(model::input_of(linear))]});
+      at::Tensor& weight = weights[linear].weight;
+      if (stream) weight = at::Tensor();
+      inputs.layers.push_back({weight, io::Checkpoint::linear_weight_name(block.block, linear),
+                               &block.inputs[static_cast<int>(model::input_of(linear))]});
     }
     blocks.push_back(block.block);
     dense.push_back(std::move(weights));

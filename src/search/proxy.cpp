@@ -48,6 +48,12 @@ bool available(Proxy proxy, const ProxyInputs& inputs, std::string* why) {
   return true;
 }
 
+at::Tensor layer_weight(const ProxyInputs& inputs, const LayerData& layer) {
+  if (layer.weight.defined()) return layer.weight;
+  require(inputs.checkpoint != nullptr, "search", "a streamed layer needs the checkpoint to read it from");
+  return inputs.checkpoint->tensors().load(layer.name);
+}
+
 double gini_coefficient(const at::Tensor& values) {
   const int64_t n = values.numel();
   if (n == 0) return 0.0;
@@ -77,7 +83,8 @@ std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate&
   at::Tensor H;
   for (const LayerData& layer : inputs.layers) {
     const at::Device device = inputs.device;
-    const at::Tensor W = layer.weight.to(device, at::kFloat);
+    // To the device as stored, then widened there: half the bytes cross for a 16-bit model.
+    const at::Tensor W = layer_weight(inputs, layer).to(device).to(at::kFloat);
     const at::Tensor scores = prune::crepe_score(W, layer.stats->norm().to(device), candidate.crepe);
     const at::Tensor keep = prune::select_mask(scores, spec);
     if (wanted(Proxy::Gini)) gini_sum += gini_coefficient(scores.masked_select(keep.logical_not()));

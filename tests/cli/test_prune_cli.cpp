@@ -198,6 +198,14 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
   EXPECT_EQ(found.at("_search").at("evaluations").get<int64_t>() >= 16, true);
   EXPECT_EQ(found.at("_search").at("proxy"), "kl");  // auto, with every block in use
   EXPECT_TRUE(std::filesystem::exists(dir.file("stats.safetensors")));
+  // Weights read from the checkpoint at every evaluation find the same configuration.
+  const auto streamed = test::run_crepe({"search", "--model", model, "--out", dir.file("streamed.json"), "--calib-data",
+                                         test::shared_path("data/tinystories-val.txt"), "--nsamples", "8", "--seqlen", "64",
+                                         "--budget", "16", "--kernels", "1,3", "--groups", "layer", "--stats",
+                                         dir.file("stats.safetensors"), "--weights", "stream", "-q"});
+  ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
+  const auto same = nlohmann::json::parse(test::read_file(dir.file("streamed.json")));
+  for (const char* key : {"kernel-size", "alpha", "beta", "gamma", "act-power", "group"}) EXPECT_EQ(same.at(key), found.at(key)) << key;
   const auto prune = test::run_crepe(prune_args(model, dir.file("out"), {"--config", dir.file("found.json"), "--json"}));
   ASSERT_EQ(prune.exit_code, 0) << prune.err;
   const auto h = nlohmann::json::parse(prune.out).at("hyperparameters");
@@ -225,6 +233,9 @@ TEST(SearchCli, AutoProxyFollowsTheLayersInUseAndKlNeedsThemAll) {
   const auto no_samples = with({"--proxy", "block_out", "--proxy-samples", "0"});
   EXPECT_EQ(no_samples.exit_code, 2);
   EXPECT_NE(no_samples.err.find("--proxy-samples"), std::string::npos) << no_samples.err;
+  const auto bad_weights = with({"--weights", "gpu"});
+  EXPECT_EQ(bad_weights.exit_code, 2);
+  EXPECT_NE(bad_weights.err.find("--weights"), std::string::npos) << bad_weights.err;
 }
 
 TEST(SearchCli, GramMatricesAreCollectedOnlyForTheReconProxy) {
@@ -291,6 +302,9 @@ TEST(SearchCli, CorrelationCanBeRemeasuredOnAnotherSubsampleWithoutPruningAgain)
   const auto hill_with_proxy = with({"--objective", "ppl", "--proxy", "kl", "--out", dir.file("x.json")});
   EXPECT_EQ(hill_with_proxy.exit_code, 2);
   EXPECT_NE(hill_with_proxy.err.find("--proxy"), std::string::npos) << hill_with_proxy.err;
+  const auto hill_with_weights = with({"--objective", "ppl", "--weights", "stream", "--out", dir.file("x.json")});
+  EXPECT_EQ(hill_with_weights.exit_code, 2);
+  EXPECT_NE(hill_with_weights.err.find("--weights"), std::string::npos) << hill_with_weights.err;
   test::write_file(dir.file("bad.json"), R"({"samples": [{"kernel-size": 3}]})");
   const auto bad = with({"--correlate-from", dir.file("bad.json"), "--out", dir.file("x.json")});
   EXPECT_EQ(bad.exit_code, 2);

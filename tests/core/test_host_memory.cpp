@@ -9,6 +9,7 @@
 #include <fstream>
 #include <vector>
 
+#include "crepe/core/device.hpp"
 #include "crepe/core/host_memory.hpp"
 
 namespace crepe {
@@ -48,6 +49,20 @@ TEST(HostMemory, ReleasingFreePagesShrinksAFragmentedHeap) {
   EXPECT_LT(after, before - static_cast<long>(kBlock * kCount / 4)) << before << " -> " << after;
   for (char* block : blocks) std::free(block);
 #endif
+}
+
+// What the search's auto weight placement reads: some memory is available, never more than the
+// machine has, and the CPU device's free memory is the host's.
+TEST(HostMemory, AvailableMemoryIsPositiveAndAtMostThePhysicalMemory) {
+  const auto available = available_host_memory();
+  ASSERT_TRUE(available.has_value()) << "/proc/meminfo has no MemAvailable";
+  const long long physical = static_cast<long long>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
+  EXPECT_GT(*available, 0);
+  EXPECT_LE(*available, physical);
+  const auto cpu = free_memory(c10::Device(c10::kCPU));
+  ASSERT_TRUE(cpu.has_value());
+  EXPECT_GT(*cpu, 0);
+  EXPECT_LE(*cpu, physical);
 }
 
 }  // namespace

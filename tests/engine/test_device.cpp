@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "crepe/core/device.hpp"
 #include "crepe/engine/runner.hpp"
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/prune/mask.hpp"
@@ -75,6 +76,23 @@ TEST(Device, HostResidentActivationsGiveTheSamePerplexityPinnedOrNot) {
     EXPECT_NEAR(eval::perplexity(ckpt, ids, resident).perplexity, eval::perplexity(ckpt, ids, hosted).perplexity, 1e-6)
         << count;
   }
+}
+
+// The search's auto weight placement asks the CUDA runtime for free memory: it must be found (in a
+// CUDA build of LibTorch) and follow a real allocation.
+TEST(Device, FreeMemoryIsKnownAndFollowsAnAllocation) {
+  REQUIRE_CUDA();
+  const c10::Device cuda(c10::kCUDA, 0);
+  const auto before = free_memory(cuda);
+  ASSERT_TRUE(before.has_value()) << "cudaMemGetInfo was not found in the loaded CUDA runtime";
+  constexpr int64_t kBlock = int64_t{1} << 30;
+  ASSERT_GT(*before, 2 * kBlock);
+  // A size LibTorch's caching allocator has not cached yet: it asks the driver for it.
+  const at::Tensor block = at::empty({kBlock + 12345}, at::TensorOptions().dtype(at::kByte).device(cuda));
+  const auto after = free_memory(cuda);
+  ASSERT_TRUE(after.has_value());
+  // Half of it, as tests running beside this one may free memory meanwhile.
+  EXPECT_GE(*before - *after, kBlock / 2) << "free " << *before << " -> " << *after;
 }
 
 TEST(Device, CpuOnlyBuildsRefuseCudaClearly) {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "crepe/core/error.hpp"
 #include "crepe/model/head.hpp"
@@ -195,6 +196,56 @@ TEST(NetworkProxy, HoldsEachWeightOnceAsStored) {
     EXPECT_EQ(inputs.layers[i].weight.scalar_type(), at::kBFloat16);
     EXPECT_TRUE(at::equal(inputs.layers[i].weight.cpu(), stored));
   }
+}
+
+TEST(NetworkProxy, StreamedWeightsAreNotHeldAndGiveTheValuesOfResidentOnes) {
+  // mini-llama-6m stores bf16: streaming reads the same stored values the resident proxies hold.
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
+  const engine::RunnerOptions run = test::test_runner_options();
+  at::manual_seed(13);
+  const at::Tensor ids = at::randint(ckpt.config().vocab_size, {3, 16}, at::TensorOptions().dtype(at::kLong));
+  std::vector<int64_t> all(static_cast<size_t>(ckpt.num_layers()));
+  std::iota(all.begin(), all.end(), 0);
+  const SearchStats stats = collect_search_stats(ckpt, ids, all, run, {{"blocks", all}}, ids.narrow(0, 0, 2));
+  const ProxyInputs resident = proxy_inputs(ckpt, stats, run, true, WeightHolding::Resident);
+  const ProxyInputs streamed = proxy_inputs(ckpt, stats, run, true, WeightHolding::Stream);
+  ASSERT_EQ(streamed.layers.size(), resident.layers.size());
+  for (size_t i = 0; i < streamed.layers.size(); ++i) {
+    EXPECT_FALSE(streamed.layers[i].weight.defined()) << streamed.layers[i].name;
+    EXPECT_TRUE(resident.layers[i].weight.defined()) << resident.layers[i].name;
+    EXPECT_TRUE(at::equal(layer_weight(streamed, streamed.layers[i]).to(resident.layers[i].weight.device()),
+                          resident.layers[i].weight));
+  }
+  const std::vector<Proxy> every(std::begin(kAllProxies), std::end(kAllProxies));
+  for (const char* pattern : {"unstructured", "2:4"}) {
+    prune::MaskSpec mask;
+    mask.pattern = prune::parse_pattern(pattern);
+    mask.sparsity = 0.5;
+    const auto held = proxy_values(resident, some_candidate(), mask, every);
+    const auto read = proxy_values(streamed, some_candidate(), mask, every);
+    ASSERT_EQ(held.size(), every.size());
+    for (Proxy p : every) {
+      EXPECT_GT(held.at(p), 0.0) << proxy_name(p);
+      EXPECT_EQ(read.at(p), held.at(p)) << proxy_name(p) << " " << pattern;
+    }
+  }
+}
+
+TEST(NetworkProxy, WeightHoldingOptionAndAutosRule) {
+  EXPECT_EQ(parse_weight_holding("auto"), WeightHolding::Auto);
+  EXPECT_EQ(parse_weight_holding("resident"), WeightHolding::Resident);
+  EXPECT_EQ(parse_weight_holding("stream"), WeightHolding::Stream);
+  EXPECT_THROW(parse_weight_holding("gpu"), InputError);
+  constexpr int64_t GiB = int64_t{1} << 30;
+  // Known free memory: weights and working set within 90% of it.
+  EXPECT_TRUE(weights_fit(13 * GiB, 2 * GiB, 80 * GiB));     // a 16-bit 7B model on an 80 GiB card
+  EXPECT_FALSE(weights_fit(130 * GiB, 2 * GiB, 139 * GiB));  // a 70B model on an H200
+  EXPECT_TRUE(weights_fit(16 * GiB, 2 * GiB, 20 * GiB));     // 18 <= 18
+  EXPECT_FALSE(weights_fit(16 * GiB, 3 * GiB, 20 * GiB));
+  // Unknown: resident up to 16 GiB of weights.
+  EXPECT_TRUE(weights_fit(16 * GiB, 100 * GiB, std::nullopt));
+  EXPECT_FALSE(weights_fit(16 * GiB + 1, 0, std::nullopt));
 }
 
 TEST(NetworkProxy, ACacheHoldingNaNIsRefused) {

@@ -32,7 +32,8 @@ TEST(Proxy, ReconstructionProxiesMatchTheirDefinitions) {
   c.crepe.gamma = 0.3;
   prune::MaskSpec mask;
   mask.sparsity = 0.5;
-  const ProxyInputs inputs{{{W, &stats}}, nullptr};
+  ProxyInputs inputs;
+  inputs.layers.push_back({W, "W", &stats});
   const auto values = proxy_values(inputs, c, mask, {Proxy::Gini, Proxy::Recon, Proxy::ReconDiag});
   const at::Tensor keep = prune::select_mask(prune::crepe_score(W, stats.norm(), c.crepe), mask);
   const at::Tensor dW = W * keep.logical_not();

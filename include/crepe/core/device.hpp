@@ -5,6 +5,9 @@
 // same code. Statistics are always accumulated in float32, whatever the compute dtype.
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace crepe {
@@ -37,5 +40,11 @@ bool holds_exactly(c10::ScalarType wide, c10::ScalarType narrow);
 // nothing to wait for on the CPU. Timers call it before reading the clock, so that they measure the
 // work rather than its launch.
 void synchronize(c10::Device device);
+
+// Bytes `device` could allocate now: host memory available for the CPU (available_host_memory), the
+// driver's free memory for CUDA (memory LibTorch's allocator caches but does not use is not
+// counted); nullopt where unknown. CUDA is asked through the CUDA runtime that a CUDA LibTorch
+// loads, looked up at run time, so that the same source builds against a CPU-only LibTorch.
+std::optional<int64_t> free_memory(c10::Device device);
 
 }  // namespace crepe

@@ -5,9 +5,16 @@
 // which makes every batch's allocations cheap but lets heap fragmentation ratchet the resident set
 // up block after block (measured: +5.4 MiB per block on a width-1024 model). Between blocks, once a
 // block's weights are gone, the free pages are handed back.
+#include <cstdint>
+#include <optional>
+
 namespace crepe {
 
 // Returns the heap's free pages to the system (glibc's malloc_trim); a no-op elsewhere.
 void release_free_host_memory();
+
+// Memory the system could give this process now without swapping (Linux's MemAvailable, which
+// counts reclaimable page cache); nullopt where unknown.
+std::optional<int64_t> available_host_memory();
 
 }  // namespace crepe

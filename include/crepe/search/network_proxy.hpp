@@ -23,8 +23,8 @@ namespace crepe::search {
 class NetworkProxy {
  public:
   // blocks: the indices in use, ascending; dense: their weights on options' device, the linear
-  // weights in any float dtype (the search holds them as stored), norms and biases in the compute
-  // dtype; inputs: the dense float32 hidden states entering each of them on the subsample,
+  // weights in any float dtype (the search holds them as stored) or all undefined (streamed: read
+  // from `checkpoint` when needed), norms and biases in the compute dtype; inputs: the dense float32 hidden states entering each of them on the subsample,
   // [samples, seqlen, hidden].
   NetworkProxy(const io::Checkpoint& checkpoint, std::vector<int64_t> blocks, std::vector<model::BlockWeights> dense,
                std::vector<at::Tensor> inputs, const engine::RunnerOptions& options);

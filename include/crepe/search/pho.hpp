@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,12 +67,30 @@ struct PhoOptions {
   bool progress = true;
 };
 
+// Where the search keeps the model's linear weights between evaluations (`crepe search --weights`):
+//   resident  read once and held as stored: on the device with a network proxy (its forward passes
+//             run there), else in host memory, each moved to the device as it is judged;
+//   stream    read from the checkpoint's memory map as each layer is judged, at every evaluation:
+//             no copy of the model is held (the page cache keeps what fits), for one read of the
+//             model per evaluation; what lets a 70B model be searched on one GPU;
+//   auto      resident when they fit (weights_fit), else stream.
+// Both give the same proxy values.
+enum class WeightHolding { Auto, Resident, Stream };
+WeightHolding parse_weight_holding(const std::string& text, const std::string& option = "--weights");
+const char* weight_holding_name(WeightHolding holding);
+
+// auto's rule: `weights` bytes stay resident when they and `working` bytes of evaluation
+// temporaries take at most 90% of the `free` bytes of the memory that would hold them; where free
+// memory is unknown, when the weights take at most 16 GiB.
+bool weights_fit(int64_t weights, int64_t working, std::optional<int64_t> free);
+
 // What the proxies look at: every linear layer of the blocks in `stats`, judged on options' device,
 // and, with `network` and a subsample in the statistics, the network for block_out and kl (on that
-// device; it holds every block in use and runs them once to make its dense references).
-// `stats` must outlive the result.
+// device; it runs every block in use once to make its dense references). `holding` says where the
+// weights wait between evaluations (auto decides here, and says what it decided in the log).
+// `checkpoint` and `stats` must outlive the result.
 ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options,
-                         bool network = true);
+                         bool network = true, WeightHolding holding = WeightHolding::Auto);
 
 SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options);
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "crepe/io/checkpoint.hpp"
 #include "crepe/prune/mask.hpp"
 #include "crepe/prune/metric.hpp"
 #include "crepe/prune/stats.hpp"
@@ -41,8 +42,9 @@ struct Candidate {
 };
 
 struct LayerData {
-  at::Tensor weight;                    // [out, in], any float dtype, on ProxyInputs::device or the host
-  const prune::InputStats* stats;       // its input's sq_sum and gram, in host memory (the stats cache)
+  at::Tensor weight;               // [out, in] as stored, on ProxyInputs::device or the host; undefined: streamed
+  std::string name;                // its checkpoint tensor, which a streamed layer is read from when judged
+  const prune::InputStats* stats;  // its input's sq_sum and gram, in host memory (the stats cache)
 };
 
 class NetworkProxy;
@@ -51,11 +53,16 @@ class NetworkProxy;
 // order), and, for block_out and kl, the network and its calibration subsample.
 struct ProxyInputs {
   std::vector<LayerData> layers;
+  // Where streamed layers (LayerData::weight undefined) are read from, at every evaluation.
+  const io::Checkpoint* checkpoint = nullptr;
   std::shared_ptr<const NetworkProxy> network;  // null: only the statistics proxies are available
   // Where the proxies score and mask, in float32 (the GPU under --device cuda): each layer's weight
   // and statistics are moved there as it is judged.
   c10::Device device = c10::Device(c10::kCPU);
 };
+
+// A layer's weight as stored: the one held, or read from inputs.checkpoint when streamed.
+at::Tensor layer_weight(const ProxyInputs& inputs, const LayerData& layer);
 
 // Whether `proxy` can be computed from `inputs`; when not, `why` says what is missing.
 bool available(Proxy proxy, const ProxyInputs& inputs, std::string* why = nullptr);
