@@ -13,14 +13,15 @@
 #      calibration throughput on a 7B-shaped synthetic stack (bf16, fp32, states in host memory) and
 #      on mini-llama-6m; peak GPU memory of each, from nvidia-smi samples; whether LibTorch's pinned
 #      allocator rounds requests up to a power of two (engine::worth_pinning assumes it does);
-#      a kl search on the 7B-shaped stack (peak memory, seconds per proxy evaluation)
+#      a kl search on the 7B-shaped stack (peak memory, seconds per proxy evaluation), weights
+#      resident on the GPU and streamed from the checkpoint
 # OUT_DIR (default gpu-check/) receives summary.json and gpu-check.tar.gz (every step's stdout and
 # stderr, the raw JSON): two files, as the GPU tool brings few back. Steps past the deadline
 # (DEADLINE seconds, 480 by default) are skipped and say so. Exits 1 when any step failed.
 # Environment: TORCH_PREFIX, THIRD_PARTY (.device/third_party), SHARED (.device/shared, else ../shared),
 # JOBS (nproc), DEADLINE; for a rehearsal on a CPU machine (the bf16 steps then compute in fp32):
 # DEVICE=cpu LAYERS_7B=1 NSAMPLES_7B=2 MATMUL=2048 SEARCH_SEQLEN=128 SEARCH_LIMIT=200 DEADLINE=1500
-# (its 14 kl evaluations take about 100 s on 2 cores, against well under a second each on a GPU).
+# (each search's 14 kl evaluations take about 100 s on 2 cores, against well under a second each on a GPU).
 set -uo pipefail
 OUT=$(mkdir -p "${1:-gpu-check}" && cd "${1:-gpu-check}" && pwd)
 cd "$(dirname "$0")/.."
@@ -119,9 +120,18 @@ if [ $built = 0 ]; then
   calibrate prune-mini-llama-6m-fp32 "$SHARED/models/mini-llama-6m" --dtype fp32 --nsamples 128 --seqlen 256
   # PHO with the kl proxy holds every block (as stored) plus one pruned block: its peak memory and
   # the seconds per proxy evaluation (a scoring of every matrix and a forward pass of the subsample).
-  step search-7b-shape-kl "$SEARCH_LIMIT" "$BUILD/crepe" search --model "$SYNTH/7b-shape" --out "$SYNTH/found.json" -q --json \
-    --device "$DEVICE" --dtype "$HALF" --calib-data "$SHARED/data/tinystories-val.txt" --nsamples 8 \
-    --seqlen "$SEARCH_SEQLEN" --proxy kl --budget 8 --kernels 3 --groups layer
+  # Then the same search with the weights streamed from the checkpoint (--weights stream, what auto
+  # picks for a model larger than the card), on the first one's cached statistics.
+  search_7b() {  # search_7b NAME LIMIT ARGS...
+    local name=$1 limit=$2
+    shift 2
+    step "$name" "$limit" "$BUILD/crepe" search --model "$SYNTH/7b-shape" --out "$SYNTH/$name.json" -q --json \
+      --device "$DEVICE" --dtype "$HALF" --calib-data "$SHARED/data/tinystories-val.txt" --nsamples 8 \
+      --seqlen "$SEARCH_SEQLEN" --proxy kl --kernels 3 --groups layer --stats "$SYNTH/search-stats.safetensors" "$@"
+  }
+  # (--budget 8 with one kernel and group: 2 CMA-ES generations of 7, 14 evaluations.)
+  search_7b search-7b-shape-kl "$SEARCH_LIMIT" --budget 8 --weights resident
+  search_7b search-7b-shape-kl-stream "$SEARCH_LIMIT" --budget 8 --weights stream
   [ -n "$sampler" ] && kill "$sampler" 2> /dev/null
   sampler=""
 fi
@@ -199,13 +209,14 @@ def memory():
         for s in steps if "from" in s and s["step"] not in ("pinned-rounding", "configure", "build", "tests")}
 
 def search():
-    found = load("search-7b-shape-kl.out")
-    if not found:
-        return
-    s = found["_search"]
-    summary["search_7b_shape_kl"] = {"evaluations": s["evaluations"], "search_seconds": s["seconds"],
-                                     "seconds_per_evaluation": s["seconds"] / max(1, s["evaluations"]),
-                                     "total_seconds": found.get("_seconds")}
+    for step, key in (("search-7b-shape-kl", "search_7b_shape_kl"), ("search-7b-shape-kl-stream", "search_7b_shape_kl_stream")):
+        found = load(step + ".out")
+        if not found:
+            continue
+        s = found["_search"]
+        summary[key] = {"evaluations": s["evaluations"], "search_seconds": s["seconds"],
+                        "seconds_per_evaluation": s["seconds"] / max(1, s["evaluations"]),
+                        "total_seconds": found.get("_seconds")}
 
 section("scoring", scoring)
 section("search", search)

@@ -216,18 +216,57 @@ nlohmann::json layers_json(const std::vector<prune::LayerOutcome>& layers) {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& l : layers) {
     j.push_back({{"name", l.tensor}, {"numel", l.numel}, {"pruned", l.pruned}});
-    if (l.input_permutation.defined()) j.back()["input_permutation"] = int64_values(l.input_permutation);
+    if (l.input_permutation.defined()) {
+      j.back()["input_permutation"] = int64_values(l.input_permutation);
+      j.back()["permutation_kept"] = {l.permutation_kept_before, l.permutation_kept_after};
+    }
   }
   return j;
 }
 
-prune::LayerOutcome layer_from_json(const nlohmann::json& l) {
-  prune::LayerOutcome layer{l.at("name"), l.at("numel"), l.at("pruned"), 0.0, at::Tensor()};
-  if (l.contains("input_permutation")) {
-    const auto order = l.at("input_permutation").get<std::vector<int64_t>>();
-    layer.input_permutation = at::tensor(c10::ArrayRef<int64_t>(order), at::kLong);
+// Whether `order` is a permutation of 0..n-1.
+bool is_permutation(const std::vector<int64_t>& order, int64_t n) {
+  if (static_cast<int64_t>(order.size()) != n) return false;
+  std::vector<char> seen(static_cast<size_t>(n), 0);
+  for (int64_t c : order) {
+    if (c < 0 || c >= n || seen[static_cast<size_t>(c)]) return false;
+    seen[static_cast<size_t>(c)] = 1;
   }
+  return true;
+}
+
+// A finished layer as the partial run recorded it; with --permute its channel order must be there
+// and be a permutation of the weight's input columns (the saved file would be wrong otherwise).
+prune::LayerOutcome layer_from_json(const nlohmann::json& l, const io::Checkpoint& checkpoint, bool permute,
+                                    const std::string& partial_dir) {
+  prune::LayerOutcome layer;
+  layer.tensor = l.at("name").get<std::string>();
+  layer.numel = l.at("numel").get<int64_t>();
+  layer.pruned = l.at("pruned").get<int64_t>();
+  if (!permute) return layer;
+  require(l.contains("input_permutation") && l.contains("permutation_kept"), partial_dir,
+          "holds no channel permutation for " + layer.tensor +
+              " (written by an earlier crepe); run again with --force instead of --resume");
+  const auto order = l.at("input_permutation").get<std::vector<int64_t>>();
+  require(is_permutation(order, checkpoint.tensors().info(layer.tensor).shape.at(1)), partial_dir,
+          "the channel permutation recorded for " + layer.tensor + " is not a permutation of its input columns");
+  layer.input_permutation = at::tensor(c10::ArrayRef<int64_t>(order), at::kLong);
+  layer.permutation_kept_before = l.at("permutation_kept").at(0).get<double>();
+  layer.permutation_kept_after = l.at("permutation_kept").at(1).get<double>();
   return layer;
+}
+
+// Every finished block's records, read before any long work: a partial run that cannot be resumed
+// is refused at once rather than after calibration.
+void check_partial_records(const io::PartialRun& partial, const io::Checkpoint& checkpoint, bool permute) {
+  for (int64_t b = 0; b < checkpoint.num_layers(); ++b) {
+    if (!partial.has_block(b)) continue;
+    try {
+      for (const auto& l : partial.block_record(b).at("layers")) layer_from_json(l, checkpoint, permute, partial.dir());
+    } catch (const nlohmann::json::exception& e) {
+      throw_input_error(partial.dir(), std::string("block ") + std::to_string(b) + "'s record is invalid: " + e.what());
+    }
+  }
 }
 
 // --permute: the column order in which each pruned weight is N:M, for a sparse kernel to apply
@@ -323,7 +362,10 @@ Action add_prune_command(CLI::App& app) {
     // killed run left behind (its temporary output directory).
     io::PartialRun partial(o->out, resume_request(*o, ckpt, config), o->resume, o->force);
     io::CheckpointWriter writer(ckpt, o->out, o->force);
-    if (o->resume) spdlog::info("resuming: {} block(s) already finished in {}", partial.completed_blocks(), partial.dir());
+    if (o->resume) {
+      check_partial_records(partial, ckpt, config.permute);
+      spdlog::info("resuming: {} block(s) already finished in {}", partial.completed_blocks(), partial.dir());
+    }
     install_interrupt_handler();
 
     auto t = Clock::now();
@@ -345,10 +387,7 @@ Action add_prune_command(CLI::App& app) {
         }
       }
       for (const auto& l : partial.block_record(b).at("layers")) {
-        layers.push_back(layer_from_json(l));
-        require(!config.permute || layers.back().input_permutation.defined(), partial.dir(),
-                "holds no channel permutation for " + layers.back().tensor +
-                    " (written by an earlier crepe); run again with --force instead of --resume");
+        layers.push_back(layer_from_json(l, ckpt, config.permute, partial.dir()));
       }
       return true;
     };

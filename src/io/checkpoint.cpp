@@ -129,13 +129,13 @@ model::BlockWeights Checkpoint::load_block(int64_t b, const Placement& placement
   return upload_block(stage_block(b, placement), placement);
 }
 
-model::BlockWeights Checkpoint::stage_block(int64_t b, const Placement& placement) const {
+model::BlockWeights Checkpoint::stage_block(int64_t b, const Placement& placement, bool linear_weights) const {
   const bool pinned = placement.device.is_cuda();
   model::BlockWeights w;
   w.input_norm = store_.load(block_prefix(b) + "input_layernorm.weight", pinned);
   w.post_attention_norm = store_.load(block_prefix(b) + "post_attention_layernorm.weight", pinned);
   for (Linear linear : model::kLinears) {
-    w[linear].weight = store_.load(linear_weight_name(b, linear), pinned);
+    if (linear_weights) w[linear].weight = store_.load(linear_weight_name(b, linear), pinned);
     if (has_bias(config_, linear)) w[linear].bias = store_.load(linear_bias_name(b, linear), pinned);
   }
   return w;
@@ -145,7 +145,7 @@ model::BlockWeights Checkpoint::upload_block(const model::BlockWeights& staged, 
                                              bool stored_linears) {
   // Two steps on purpose: a copy that also changes the dtype converts on the host first, into
   // pageable memory, and would no longer be asynchronous.
-  auto move = [&](const at::Tensor& t) { return t.to(placement.device, /*non_blocking=*/true); };
+  auto move = [&](const at::Tensor& t) { return t.defined() ? t.to(placement.device, /*non_blocking=*/true) : t; };
   auto upload = [&](const at::Tensor& t) { return t.defined() ? move(t).to(placement.compute_dtype) : t; };
   model::BlockWeights w;
   w.input_norm = upload(staged.input_norm);

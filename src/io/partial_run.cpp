@@ -129,7 +129,7 @@ void PartialRun::write_manifest() const {
   const std::string temp = path.string() + ".tmp";
   {
     std::ofstream out(temp);
-    out << manifest_.dump(1) << "\n";
+    out << manifest_.dump() << "\n";  // compact: with --permute it holds every layer's channel order
     out.flush();
     require(static_cast<bool>(out), temp, "cannot write (disk full?)");
   }

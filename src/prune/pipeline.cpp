@@ -228,10 +228,9 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
     const at::Tensor pruned = prune_linear(source, stats[static_cast<int>(model::input_of(linear))], config, &mask,
                                            outcome.block_sparsity[b], config.permute ? &permutation : nullptr);
     require_finite_result(pruned, name);
-    outcome.permutation_kept_before += permutation.kept_before;
-    outcome.permutation_kept_after += permutation.kept_after;
     weight = pruned.to(stored);
-    layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), since(t), permutation.order});
+    layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), since(t), permutation.order,
+                      permutation.kept_before, permutation.kept_after});
     outcome.pruning_seconds += layers.back().seconds;
   }
   return layers;
@@ -262,6 +261,8 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
     for (const LayerOutcome& layer : layers) {
       outcome.total += layer.numel;
       outcome.pruned += layer.pruned;
+      outcome.permutation_kept_before += layer.permutation_kept_before;
+      outcome.permutation_kept_after += layer.permutation_kept_after;
       outcome.layers.push_back(layer);
     }
     const auto t = device_now(options.placement.device);

@@ -128,23 +128,31 @@ std::string human_bytes(int64_t bytes) {
 // the memory that would hold them, less what an evaluation needs besides (a few float32 copies of
 // the largest layer, the network's subsample and its dense outputs, and a margin).
 bool stream_weights(WeightHolding holding, const io::Checkpoint& checkpoint, const SearchStats& stats,
-                    c10::Device where, bool network) {
+                    const Placement& where, bool network) {
   if (holding != WeightHolding::Auto) return holding == WeightHolding::Stream;
-  int64_t weights = 0, largest = 0, subsample = 0;
+  int64_t weights = 0, largest = 0, widest_input = 0, subsample = 0;
   for (const BlockStats& block : stats.blocks) {
     for (model::Linear linear : model::kLinears) {
       const io::TensorInfo& info = checkpoint.tensors().info(io::Checkpoint::linear_weight_name(block.block, linear));
       weights += static_cast<int64_t>(info.nbytes());
       largest = std::max(largest, info.numel());
+      widest_input = std::max(widest_input, info.shape.at(1));
     }
     if (network && block.sample_input.defined()) subsample += block.sample_input.nbytes();
   }
-  const int64_t working = 8 * largest * 4 + 2 * subsample + (int64_t{1} << 30);
-  const std::optional<int64_t> free = free_memory(where);
+  // Float32 copies of the largest layer (weight, scores, masks, products), the network's subsample
+  // and dense outputs, the head kl loads, a Gram matrix (recon), and a margin.
+  int64_t working = 8 * largest * 4 + 2 * subsample + (int64_t{1} << 30);
+  if (network) {
+    const model::ModelConfig& config = checkpoint.config();
+    working += config.vocab_size * config.hidden_size * static_cast<int64_t>(c10::elementSize(where.compute_dtype));
+  }
+  if (has_gram(stats)) working += widest_input * widest_input * 4;
+  const std::optional<int64_t> free = free_memory(where.device);
   const bool fit = weights_fit(weights, working, free);
   const std::string room = free ? human_bytes(*free) + " free" : std::string("free memory unknown");
   spdlog::info("search: {} of linear weights {} ({} on {}; --weights overrides)", human_bytes(weights),
-               fit ? "stay resident" : "are streamed from the checkpoint at every evaluation", room, where.str());
+               fit ? "stay resident" : "are streamed from the checkpoint at every evaluation", room, where.device.str());
   return !fit;
 }
 
@@ -161,17 +169,15 @@ ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& st
   // device, and the layers share them; without it they wait in host memory and each is moved to
   // the device as it is judged. Streamed ones are not held at all (norms and biases are).
   const Placement where = with_network ? options.placement : Placement{c10::Device(c10::kCPU), options.placement.compute_dtype};
-  const bool stream = stream_weights(holding, checkpoint, stats, where.device, with_network);
+  const bool stream = stream_weights(holding, checkpoint, stats, where, with_network);
   std::vector<int64_t> blocks;
   std::vector<model::BlockWeights> dense;
   std::vector<at::Tensor> samples;
   for (const BlockStats& block : stats.blocks) {
-    model::BlockWeights weights =
-        io::Checkpoint::upload_block(checkpoint.stage_block(block.block, where), where, /*stored_linears=*/true);
+    model::BlockWeights weights = io::Checkpoint::upload_block(
+        checkpoint.stage_block(block.block, where, /*linear_weights=*/!stream), where, /*stored_linears=*/true);
     for (model::Linear linear : model::kLinears) {
-      at::Tensor& weight = weights[linear].weight;
-      if (stream) weight = at::Tensor();
-      inputs.layers.push_back({weight, io::Checkpoint::linear_weight_name(block.block, linear),
+      inputs.layers.push_back({weights[linear].weight, io::Checkpoint::linear_weight_name(block.block, linear),
                                &block.inputs[static_cast<int>(model::input_of(linear))]});
     }
     blocks.push_back(block.block);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 
 #include "crepe/io/checkpoint.hpp"
 #include "crepe/io/safetensors.hpp"
@@ -397,7 +398,27 @@ TEST(PruneCli, PermutedNmHoldsInTheSavedChannelOrderAndSurvivesResume) {
   ASSERT_EQ(stopped.exit_code, 130) << stopped.err;
   std::vector<std::string> resume = options;
   resume.push_back("--resume");
+  // A manifest whose orders are missing (an earlier crepe) or not permutations is refused, untouched.
+  const std::string manifest_path = dir.file("resumed.partial/manifest.json");
+  const std::string manifest = test::read_file(manifest_path);
+  auto refused_with = [&](const std::function<void(nlohmann::json&)>& damage, const std::string& expected) {
+    auto damaged = nlohmann::json::parse(manifest);
+    damage(damaged.at("blocks").at("1").at("layers").at(2));
+    test::write_file(manifest_path, damaged.dump());
+    const auto r = test::run_crepe(prune_args(model, dir.file("resumed"), resume));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("resumed.partial"), std::string::npos) << r.err;
+    EXPECT_TRUE(fs::exists(dir.file("resumed.partial/block-00001.safetensors")));
+  };
+  refused_with([](nlohmann::json& layer) { layer.erase("input_permutation"); }, "holds no channel permutation");
+  refused_with([](nlohmann::json& layer) { layer["input_permutation"][0] = layer["input_permutation"][1]; }, "not a permutation");
+  test::write_file(manifest_path, manifest);
   ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("resumed"), resume)).exit_code, 0);
+  const auto resumed_report = nlohmann::json::parse(test::read_file(dir.file("resumed/crepe_report.json")));
+  for (const char* key : {"kept_score_before", "kept_score_after"}) {  // restored blocks counted too
+    EXPECT_DOUBLE_EQ(resumed_report.at("permutation").at(key).get<double>(), report.at("permutation").at(key).get<double>()) << key;
+  }
   EXPECT_EQ(test::read_file(dir.file("resumed/crepe_permutation.json")), test::read_file(dir.file("straight/crepe_permutation.json")));
   EXPECT_EQ(test::read_file(dir.file("resumed/model.safetensors")), test::read_file(dir.file("straight/model.safetensors")));
 }

@@ -13,8 +13,9 @@ namespace crepe {
 // Returns the heap's free pages to the system (glibc's malloc_trim); a no-op elsewhere.
 void release_free_host_memory();
 
-// Memory the system could give this process now without swapping (Linux's MemAvailable, which
-// counts reclaimable page cache); nullopt where unknown.
+// Memory the system could give this process now without swapping: Linux's MemAvailable (which
+// counts reclaimable page cache), or less when a container's memory limit leaves less (cgroup limit
+// minus usage); nullopt where unknown.
 std::optional<int64_t> available_host_memory();
 
 }  // namespace crepe

@@ -32,7 +32,9 @@ class Checkpoint {
   // The slow half of a load, safe to run on another thread while the device computes: block b
   // copied out of the memory map in its stored dtype, into pinned memory when the placement is
   // CUDA (so that the upload is an asynchronous DMA copy).
-  model::BlockWeights stage_block(int64_t b, const Placement& placement) const;
+  // Without `linear_weights` the seven linear weights stay undefined (norms and biases are staged):
+  // for a caller that reads them one at a time itself (the search's streamed weights).
+  model::BlockWeights stage_block(int64_t b, const Placement& placement, bool linear_weights = true) const;
   // The other half: staged weights onto the placement's device (non-blocking from pinned memory),
   // then converted to the compute dtype there. Also puts any block's weights in the form a forward
   // pass needs (a no-op for tensors already there). With `stored_linears` the linear weights keep

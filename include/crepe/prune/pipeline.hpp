@@ -63,14 +63,15 @@ struct LayerOutcome {
   double seconds = 0;  // scoring, selection and (SparseGPT) update
   // --permute: the order of the input columns in which the mask is N:M (int64 [in] on the CPU;
   // position j holds stored column input_permutation[j], so W[:, input_permutation] is N:M);
-  // undefined otherwise.
+  // undefined otherwise. And the kept scores of plain and permuted N:M (PermutationReport).
   at::Tensor input_permutation;
+  double permutation_kept_before = 0, permutation_kept_after = 0;
 };
 
 struct PruneOutcome {
   std::vector<LayerOutcome> layers;
   std::vector<double> block_sparsity;  // target per block (all equal for uniform allocation)
-  double permutation_kept_before = 0;  // sums over layers of the permutation reports (--permute)
+  double permutation_kept_before = 0;  // sums over the layers' (--permute), restored ones included
   double permutation_kept_after = 0;
   int64_t total = 0;
   int64_t pruned = 0;
