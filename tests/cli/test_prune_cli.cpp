@@ -9,6 +9,7 @@
 #include "crepe/io/checkpoint.hpp"
 #include "crepe/io/safetensors.hpp"
 #include "crepe/prune/mask.hpp"
+#include "biased_model.hpp"
 #include "test_support.hpp"
 
 namespace crepe {
@@ -148,6 +149,36 @@ TEST(PruneCli, BadOptionsExitWithCode2BeforeAnyWork) {
     EXPECT_NE(r.err.find(c.mentions), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(dir.file("out")));
   }
+}
+
+// Linear biases (Qwen's q/k/v, attention_bias, mlp_bias) are computed with and written untouched.
+TEST(PruneCli, BiasesAreUsedAndWrittenUnchanged) {
+  test::TempDir dir;
+  const std::string plain = shared_path("models/stories260k");
+  const std::string biased = test::make_biased_copy(dir, plain);
+  const std::vector<std::string> eval = {"--eval", shared_path("data/tinystories-val.txt"), "--eval-seqlen", "128",
+                                         "--eval-max-windows", "4", "--json"};
+  auto prune = [&](const std::string& model, const std::string& out) {
+    std::vector<std::string> extra = eval;
+    extra.insert(extra.end(), {"--method", "wanda"});
+    const auto r = run_crepe(prune_args(model, dir.file(out), extra));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  };
+  const auto with_biases = prune(biased, "out-biased"), without = prune(plain, "out-plain");
+  const double dense_biased = with_biases.at("eval").at("dense").at("perplexity");
+  EXPECT_NE(dense_biased, without.at("eval").at("dense").at("perplexity").get<double>()) << "the biases were not used";
+  EXPECT_NEAR(with_biases.at("sparsity").at("overall").get<double>(), 0.5, 1e-3);
+  const auto source = io::Checkpoint::open(biased), written = io::Checkpoint::open(dir.file("out-biased"));
+  int64_t biases = 0;
+  for (int64_t b = 0; b < source.num_layers(); ++b) {
+    for (model::Linear l : model::kLinears) {
+      const std::string name = io::Checkpoint::linear_bias_name(b, l);
+      EXPECT_TRUE(at::equal(written.tensors().load(name), source.tensors().load(name))) << name;
+      ++biases;
+    }
+  }
+  EXPECT_EQ(biases, source.num_layers() * model::kLinearCount);
 }
 
 TEST(PruneCli, EvalPrintsDenseAndPrunedPerplexity) {

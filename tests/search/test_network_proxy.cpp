@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 
 #include "crepe/core/error.hpp"
@@ -13,6 +14,7 @@
 #include "crepe/search/layer_stats.hpp"
 #include "crepe/search/network_proxy.hpp"
 #include "crepe/search/pho.hpp"
+#include "biased_model.hpp"
 #include "test_support.hpp"
 
 namespace crepe::search {
@@ -198,10 +200,11 @@ TEST(NetworkProxy, HoldsEachWeightOnceAsStored) {
   }
 }
 
-TEST(NetworkProxy, StreamedWeightsAreNotHeldAndGiveTheValuesOfResidentOnes) {
-  // mini-llama-6m stores bf16: streaming reads the same stored values the resident proxies hold.
+// Every proxy on a model's every block, its weights resident and streamed: the streamed ones are not
+// held, and the values are identical. Returns them (unstructured 50%, then 2:4).
+std::vector<std::map<Proxy, double>> streamed_and_resident_agree(const std::string& model) {
   c10::InferenceMode guard;
-  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/mini-llama-6m"));
+  const io::Checkpoint ckpt = io::Checkpoint::open(model);
   const engine::RunnerOptions run = test::test_runner_options();
   at::manual_seed(13);
   const at::Tensor ids = at::randint(ckpt.config().vocab_size, {3, 16}, at::TensorOptions().dtype(at::kLong));
@@ -210,7 +213,7 @@ TEST(NetworkProxy, StreamedWeightsAreNotHeldAndGiveTheValuesOfResidentOnes) {
   const SearchStats stats = collect_search_stats(ckpt, ids, all, run, {{"blocks", all}}, ids.narrow(0, 0, 2));
   const ProxyInputs resident = proxy_inputs(ckpt, stats, run, true, WeightHolding::Resident);
   const ProxyInputs streamed = proxy_inputs(ckpt, stats, run, true, WeightHolding::Stream);
-  ASSERT_EQ(streamed.layers.size(), resident.layers.size());
+  EXPECT_EQ(streamed.layers.size(), resident.layers.size());
   for (size_t i = 0; i < streamed.layers.size(); ++i) {
     EXPECT_FALSE(streamed.layers[i].weight.defined()) << streamed.layers[i].name;
     EXPECT_TRUE(resident.layers[i].weight.defined()) << resident.layers[i].name;
@@ -218,18 +221,32 @@ TEST(NetworkProxy, StreamedWeightsAreNotHeldAndGiveTheValuesOfResidentOnes) {
                           resident.layers[i].weight));
   }
   const std::vector<Proxy> every(std::begin(kAllProxies), std::end(kAllProxies));
+  std::vector<std::map<Proxy, double>> values;
   for (const char* pattern : {"unstructured", "2:4"}) {
     prune::MaskSpec mask;
     mask.pattern = prune::parse_pattern(pattern);
     mask.sparsity = 0.5;
     const auto held = proxy_values(resident, some_candidate(), mask, every);
     const auto read = proxy_values(streamed, some_candidate(), mask, every);
-    ASSERT_EQ(held.size(), every.size());
+    EXPECT_EQ(held.size(), every.size());
     for (Proxy p : every) {
       EXPECT_GT(held.at(p), 0.0) << proxy_name(p);
       EXPECT_EQ(read.at(p), held.at(p)) << proxy_name(p) << " " << pattern;
     }
+    values.push_back(held);
   }
+  return values;
+}
+
+TEST(NetworkProxy, StreamedWeightsAreNotHeldAndGiveTheValuesOfResidentOnes) {
+  // mini-llama-6m stores bf16: streaming reads the same stored values the resident proxies hold.
+  streamed_and_resident_agree(test::shared_path("models/mini-llama-6m"));
+  // With biases on every linear layer (kept, not streamed), which the network proxies do use.
+  test::TempDir dir;
+  const std::string plain = test::shared_path("models/stories260k");
+  const auto biased = streamed_and_resident_agree(test::make_biased_copy(dir, plain));
+  const auto unbiased = streamed_and_resident_agree(plain);
+  for (Proxy p : {Proxy::BlockOut, Proxy::Kl}) EXPECT_NE(biased[0].at(p), unbiased[0].at(p)) << proxy_name(p);
 }
 
 TEST(NetworkProxy, WeightHoldingOptionAndAutosRule) {
