@@ -15,6 +15,7 @@
 
 #include "crepe/cli/commands.hpp"
 #include "crepe/cli/shared_steps.hpp"
+#include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
 #include "crepe/core/rng.hpp"
 #include "crepe/search/pho.hpp"
@@ -268,7 +269,9 @@ Action add_search_command(CLI::App& app) {
     require(o->sparsity >= 0 && o->sparsity < 1, "--sparsity", "must be in [0, 1)");
     const auto kernels = parse_kernels(o->kernels);
     const auto groups = parse_groups(o->groups);
-    const search::WeightHolding holding = search::parse_weight_holding(o->weights);
+    search::WeightHolding holding = search::parse_weight_holding(o->weights);
+    // Before any of crepe's allocations on the device (see search::resolve_weight_holding).
+    const std::optional<int64_t> device_free = run.placement.device.is_cpu() ? std::nullopt : free_memory(run.placement.device);
     const auto blocks = search::parse_layer_selection(o->layers, ckpt.num_layers(), "--layers");
     const int64_t seqlen = capped_seqlen(o->seqlen, ckpt, "--seqlen");
     run.progress = false;
@@ -299,7 +302,9 @@ Action add_search_command(CLI::App& app) {
       const search::SearchStats stats = statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, seqlen),
                                                    blocks, run, seqlen, correlating || o->proxy == "recon");
       const search::Proxy proxy = resolve_proxy(o->proxy, stats, ckpt.num_layers());
-      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, correlating || search::runs_network(proxy), holding);
+      const bool network = correlating || search::runs_network(proxy);
+      holding = search::resolve_weight_holding(holding, ckpt, stats, run, network, device_free);
+      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, network, holding);
       if (correlating) {
         ordered_json measured;
         if (!o->correlate_from.empty()) {

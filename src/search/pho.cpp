@@ -124,12 +124,20 @@ std::string human_bytes(int64_t bytes) {
   return mib < 1024 ? fmt::format("{:.1f} MiB", mib) : fmt::format("{:.1f} GiB", mib / 1024);
 }
 
-// auto's decision, made once and logged: the stored bytes of every linear weight in use against
-// the memory that would hold them, less what an evaluation needs besides (a few float32 copies of
-// the largest layer, the network's subsample and its dense outputs, and a margin).
-bool stream_weights(WeightHolding holding, const io::Checkpoint& checkpoint, const SearchStats& stats,
-                    const Placement& where, bool network) {
-  if (holding != WeightHolding::Auto) return holding == WeightHolding::Stream;
+// Where the weights wait: on the device with a network proxy (its forward passes run there), else
+// in host memory, each moved to the device as it is judged (a whole model need not fit on a GPU).
+Placement weights_home(const engine::RunnerOptions& options, bool with_network) {
+  return with_network ? options.placement : Placement{c10::Device(c10::kCPU), options.placement.compute_dtype};
+}
+
+}  // namespace
+
+WeightHolding resolve_weight_holding(WeightHolding holding, const io::Checkpoint& checkpoint, const SearchStats& stats,
+                                     const engine::RunnerOptions& options, bool network,
+                                     std::optional<int64_t> device_free) {
+  if (holding != WeightHolding::Auto) return holding;
+  const bool with_network = network && has_subsample(stats);
+  const Placement where = weights_home(options, with_network);
   int64_t weights = 0, largest = 0, widest_input = 0, subsample = 0;
   for (const BlockStats& block : stats.blocks) {
     for (model::Linear linear : model::kLinears) {
@@ -138,25 +146,24 @@ bool stream_weights(WeightHolding holding, const io::Checkpoint& checkpoint, con
       largest = std::max(largest, info.numel());
       widest_input = std::max(widest_input, info.shape.at(1));
     }
-    if (network && block.sample_input.defined()) subsample += block.sample_input.nbytes();
+    if (with_network) subsample += block.sample_input.nbytes();
   }
   // Float32 copies of the largest layer (weight, scores, masks, products), the network's subsample
   // and dense outputs, the head kl loads, a Gram matrix (recon), and a margin.
   int64_t working = 8 * largest * 4 + 2 * subsample + (int64_t{1} << 30);
-  if (network) {
+  if (with_network) {
     const model::ModelConfig& config = checkpoint.config();
     working += config.vocab_size * config.hidden_size * static_cast<int64_t>(c10::elementSize(where.compute_dtype));
   }
   if (has_gram(stats)) working += widest_input * widest_input * 4;
-  const std::optional<int64_t> free = free_memory(where.device);
+  const bool on_device = !where.device.is_cpu();
+  const std::optional<int64_t> free = on_device && device_free ? device_free : free_memory(where.device);
   const bool fit = weights_fit(weights, working, free);
   const std::string room = free ? human_bytes(*free) + " free" : std::string("free memory unknown");
   spdlog::info("search: {} of linear weights {} ({} on {}; --weights overrides)", human_bytes(weights),
                fit ? "stay resident" : "are streamed from the checkpoint at every evaluation", room, where.device.str());
-  return !fit;
+  return fit ? WeightHolding::Resident : WeightHolding::Stream;
 }
-
-}  // namespace
 
 ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options,
                          bool network, WeightHolding holding) {
@@ -165,11 +172,10 @@ ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& st
   inputs.checkpoint = &checkpoint;
   const bool with_network = network && has_subsample(stats);
   // Resident weights are held once, as stored: the values `crepe prune` scores, and for 16-bit
-  // checkpoints no more memory than a compute-dtype copy. The network proxy keeps them on the
-  // device, and the layers share them; without it they wait in host memory and each is moved to
-  // the device as it is judged. Streamed ones are not held at all (norms and biases are).
-  const Placement where = with_network ? options.placement : Placement{c10::Device(c10::kCPU), options.placement.compute_dtype};
-  const bool stream = stream_weights(holding, checkpoint, stats, where, with_network);
+  // checkpoints no more memory than a compute-dtype copy; the layers and the network share them.
+  // Streamed ones are not held at all (norms and biases are).
+  const Placement where = weights_home(options, with_network);
+  const bool stream = resolve_weight_holding(holding, checkpoint, stats, options, network) == WeightHolding::Stream;
   std::vector<int64_t> blocks;
   std::vector<model::BlockWeights> dense;
   std::vector<at::Tensor> samples;

@@ -211,6 +211,12 @@ std::vector<std::map<Proxy, double>> streamed_and_resident_agree(const std::stri
   std::vector<int64_t> all(static_cast<size_t>(ckpt.num_layers()));
   std::iota(all.begin(), all.end(), 0);
   const SearchStats stats = collect_search_stats(ckpt, ids, all, run, {{"blocks", all}}, ids.narrow(0, 0, 2));
+  // A tiny model fits anywhere: auto keeps it (a device hint is for the device only); explicit
+  // choices pass through.
+  EXPECT_EQ(resolve_weight_holding(WeightHolding::Auto, ckpt, stats, run, true, run.placement.device.is_cpu() ? 0 : std::optional<int64_t>()),
+            WeightHolding::Resident);
+  EXPECT_EQ(resolve_weight_holding(WeightHolding::Stream, ckpt, stats, run), WeightHolding::Stream);
+  EXPECT_EQ(resolve_weight_holding(WeightHolding::Resident, ckpt, stats, run), WeightHolding::Resident);
   const ProxyInputs resident = proxy_inputs(ckpt, stats, run, true, WeightHolding::Resident);
   const ProxyInputs streamed = proxy_inputs(ckpt, stats, run, true, WeightHolding::Stream);
   EXPECT_EQ(streamed.layers.size(), resident.layers.size());

@@ -84,6 +84,15 @@ const char* weight_holding_name(WeightHolding holding);
 // memory is unknown, when the weights take at most 16 GiB.
 bool weights_fit(int64_t weights, int64_t working, std::optional<int64_t> free);
 
+// auto made concrete (Resident or Stream; other values are returned as they are), and logged: the
+// stored bytes of every linear weight in `stats`' blocks, plus an evaluation's working set, against
+// the free memory where proxy_inputs would keep them. `device_free`, when given, is the device's
+// free memory measured before the statistics pass: LibTorch keeps the blocks that pass freed
+// cached, unavailable to the driver's count but reusable by the search.
+WeightHolding resolve_weight_holding(WeightHolding holding, const io::Checkpoint& checkpoint, const SearchStats& stats,
+                                     const engine::RunnerOptions& options, bool network = true,
+                                     std::optional<int64_t> device_free = std::nullopt);
+
 // What the proxies look at: every linear layer of the blocks in `stats`, judged on options' device,
 // and, with `network` and a subsample in the statistics, the network for block_out and kl (on that
 // device; it runs every block in use once to make its dense references). `holding` says where the
