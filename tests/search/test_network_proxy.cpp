@@ -237,7 +237,11 @@ std::vector<std::map<Proxy, double>> streamed_and_resident_agree(const std::stri
     EXPECT_EQ(held.size(), every.size());
     for (Proxy p : every) {
       EXPECT_GT(held.at(p), 0.0) << proxy_name(p);
-      EXPECT_EQ(read.at(p), held.at(p)) << proxy_name(p) << " " << pattern;
+      if (run.placement.device.is_cpu()) {
+        EXPECT_EQ(read.at(p), held.at(p)) << proxy_name(p) << " " << pattern;
+      } else {  // the same inputs, but a GPU library may pick another kernel from one call to the next
+        EXPECT_NEAR(read.at(p), held.at(p), 1e-6 * held.at(p)) << proxy_name(p) << " " << pattern;
+      }
     }
     values.push_back(held);
   }
