@@ -25,6 +25,7 @@
 #include "crepe/core/interrupt.hpp"
 #include "crepe/io/checkpoint_writer.hpp"
 #include "crepe/io/partial_run.hpp"
+#include "crepe/prune/permutation_file.hpp"
 #include "crepe/prune/pipeline.hpp"
 #include "crepe/text/corpus.hpp"
 #include "crepe/text/tokenizer.hpp"
@@ -34,7 +35,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::ordered_json;
-constexpr const char* kPermutationFile = "crepe_permutation.json";
 
 struct PruneOptions {
   std::string model, out, config;
@@ -224,17 +224,6 @@ nlohmann::json layers_json(const std::vector<prune::LayerOutcome>& layers) {
   return j;
 }
 
-// Whether `order` is a permutation of 0..n-1.
-bool is_permutation(const std::vector<int64_t>& order, int64_t n) {
-  if (static_cast<int64_t>(order.size()) != n) return false;
-  std::vector<char> seen(static_cast<size_t>(n), 0);
-  for (int64_t c : order) {
-    if (c < 0 || c >= n || seen[static_cast<size_t>(c)]) return false;
-    seen[static_cast<size_t>(c)] = 1;
-  }
-  return true;
-}
-
 // A finished layer as the partial run recorded it; with --permute its channel order must be there
 // and be a permutation of the weight's input columns (the saved file would be wrong otherwise).
 prune::LayerOutcome layer_from_json(const nlohmann::json& l, const io::Checkpoint& checkpoint, bool permute,
@@ -248,7 +237,7 @@ prune::LayerOutcome layer_from_json(const nlohmann::json& l, const io::Checkpoin
           "holds no channel permutation for " + layer.tensor +
               " (written by an earlier crepe); run again with --force instead of --resume");
   const auto order = l.at("input_permutation").get<std::vector<int64_t>>();
-  require(is_permutation(order, checkpoint.tensors().info(layer.tensor).shape.at(1)), partial_dir,
+  require(prune::is_permutation(order, checkpoint.tensors().info(layer.tensor).shape.at(1)), partial_dir,
           "the channel permutation recorded for " + layer.tensor + " is not a permutation of its input columns");
   layer.input_permutation = at::tensor(c10::ArrayRef<int64_t>(order), at::kLong);
   layer.permutation_kept_before = l.at("permutation_kept").at(0).get<double>();
@@ -272,16 +261,9 @@ void check_partial_records(const io::PartialRun& partial, const io::Checkpoint& 
 // --permute: the column order in which each pruned weight is N:M, for a sparse kernel to apply
 // (the weights themselves keep the stored layout).
 std::string permutation_file(const prune::PruneConfig& config, const std::vector<prune::LayerOutcome>& layers) {
-  nlohmann::ordered_json j;
-  j["format"] = "crepe input-channel permutation, version 1";
-  j["pattern"] = config.mask.pattern.str();
-  j["usage"] = "for each weight W [out, in] below, W[:, order] is " + config.mask.pattern.str() +
-               " sparse: every run of M consecutive columns holds at least N zeros in every row (the last in % M "
-               "columns, which stay in place, follow crepe's tail rule); apply the same order to the layer's input";
-  nlohmann::ordered_json orders = nlohmann::ordered_json::object();
-  for (const auto& l : layers) orders[l.tensor] = int64_values(l.input_permutation);
-  j["layers"] = std::move(orders);
-  return j.dump() + "\n";
+  std::vector<std::pair<std::string, at::Tensor>> orders;
+  for (const auto& l : layers) orders.emplace_back(l.tensor, l.input_permutation);
+  return prune::permutation_file_text(config.mask.pattern, orders);
 }
 
 // Tests stop a run at a chosen block the way users do: CREPE_TEST_STOP_AFTER_BLOCK="N:int" raises
@@ -447,8 +429,8 @@ Action add_prune_command(CLI::App& app) {
                          {"total", since(start)}};
     report["peak_rss_mib"] = peak_rss_mib();
     if (config.permute) {
-      report["permutation"]["file"] = kPermutationFile;
-      writer.add_file(kPermutationFile, permutation_file(config, outcome.layers));
+      report["permutation"]["file"] = prune::kPermutationFileName;
+      writer.add_file(prune::kPermutationFileName, permutation_file(config, outcome.layers));
     }
     writer.add_file("crepe_report.json", report.dump(2) + "\n");
     writer.commit();

@@ -277,6 +277,15 @@ int64_t n_of_m_pruned_per_row(int64_t in, int64_t n, int64_t m) {
   return (in / m) * n + (n * tail) / m;
 }
 
+bool is_n_of_m_sparse(const at::Tensor& weight, int64_t n, int64_t m) {
+  TORCH_CHECK(weight.dim() == 2 && 0 < n && n < m, "is_n_of_m_sparse expects a 2-D weight and 0 < n < m");
+  const int64_t rows = weight.size(0), cols = weight.size(1);
+  const int64_t full = (cols / m) * m, tail = cols - full;
+  const at::Tensor zero = weight == 0;
+  if (full > 0 && !(zero.narrow(1, 0, full).reshape({rows, full / m, m}).sum(-1) >= n).all().item<bool>()) return false;
+  return tail == 0 || (zero.narrow(1, full, tail).sum(1) >= n * tail / m).all().item<bool>();
+}
+
 at::Tensor prune_n_of_m(const at::Tensor& scores, int64_t n, int64_t m, MaskKernel kernel) {
   const int64_t rows = scores.size(0), cols = scores.size(1);
   const int64_t full = (cols / m) * m, tail = cols - full;

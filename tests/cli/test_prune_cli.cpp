@@ -84,6 +84,21 @@ TEST(PruneCli, TwoFourPatternHoldsInEveryGroupOfTheWrittenModel) {
       EXPECT_TRUE((zeros_per_group >= 2).all().item<bool>()) << b << " " << model::short_name(l);
     }
   }
+  // What `inspect --sparsity` says of it (2:4 implies 4:8), and of the dense model.
+  const auto inspected = run_crepe({"inspect", "--model", dir.file("out"), "--sparsity", "--json"});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  const auto sparsity = nlohmann::json::parse(inspected.out).at("sparsity");
+  EXPECT_EQ(sparsity.at("n_m"), nlohmann::json::array({"2:4", "4:8"}));
+  EXPECT_TRUE(sparsity.at("channel_orders").is_null());
+  EXPECT_EQ(sparsity.at("total").get<int64_t>(), pruned.linear_parameter_count());
+  EXPECT_GE(sparsity.at("overall").get<double>(), 0.5);
+  EXPECT_LT(sparsity.at("overall").get<double>(), 0.51);
+  const auto text = run_crepe({"inspect", "--model", dir.file("out"), "--sparsity"});
+  EXPECT_NE(text.out.find("2:4, 4:8 in every linear layer (in the stored channel order)"), std::string::npos) << text.out;
+  const auto dense = run_crepe({"inspect", "--model", shared_path("models/stories260k"), "--sparsity", "--json"});
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  EXPECT_EQ(nlohmann::json::parse(dense.out).at("sparsity").at("n_m"), nlohmann::json::array());
+  EXPECT_LT(nlohmann::json::parse(dense.out).at("sparsity").at("overall").get<double>(), 0.01);
 }
 
 TEST(PruneCli, ConfigFileFillsOptionsAndTheCommandLineWins) {
@@ -415,13 +430,27 @@ TEST(PruneCli, PermutedNmHoldsInTheSavedChannelOrderAndSurvivesResume) {
       const at::Tensor perm = at::tensor(c10::ArrayRef<int64_t>(order), at::kLong);
       EXPECT_TRUE(at::equal(std::get<0>(perm.sort()), at::arange(W.size(1), at::kLong))) << name << ": not a permutation";
       reordered += !at::equal(perm, at::arange(W.size(1), at::kLong));
-      const int64_t full = W.size(1) / 8 * 8, tail = W.size(1) - full;
-      const at::Tensor zeros = W.index_select(1, perm) == 0;
-      EXPECT_TRUE((zeros.narrow(1, 0, full).view({W.size(0), -1, 8}).sum(-1) >= 4).all().item<bool>()) << name;
-      if (tail > 0) EXPECT_TRUE((zeros.narrow(1, full, tail).sum(1) >= 4 * tail / 8).all().item<bool>()) << name;
+      EXPECT_TRUE(prune::is_n_of_m_sparse(W.index_select(1, perm), 4, 8)) << name;
     }
   }
   EXPECT_GT(reordered, 0) << "no layer was permuted";
+  // inspect --sparsity finds 4:8 in the saved orders, and not in the stored one.
+  auto inspect = [&](const std::string& out) {
+    const auto r = test::run_crepe({"inspect", "--model", dir.file(out), "--sparsity", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out).at("sparsity");
+  };
+  const auto sparsity = inspect("straight");
+  EXPECT_EQ(sparsity.at("n_m"), nlohmann::json::array({"4:8"}));
+  EXPECT_EQ(sparsity.at("channel_orders"), "crepe_permutation.json");
+  EXPECT_EQ(sparsity.at("zeros"), report.at("sparsity").at("pruned"));
+  fs::copy(dir.file("straight"), dir.file("without-orders"), fs::copy_options::recursive);
+  fs::remove(dir.file("without-orders/crepe_permutation.json"));
+  EXPECT_EQ(inspect("without-orders").at("n_m"), nlohmann::json::array());
+  test::write_file(dir.file("without-orders/crepe_permutation.json"), R"({"format": "something else"})");
+  const auto bad = test::run_crepe({"inspect", "--model", dir.file("without-orders"), "--sparsity"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("crepe_permutation.json"), std::string::npos) << bad.err;
 
   setenv("CREPE_TEST_STOP_AFTER_BLOCK", "2:int", 1);
   const auto stopped = test::run_crepe(prune_args(model, dir.file("resumed"), options));

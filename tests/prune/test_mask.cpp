@@ -160,6 +160,30 @@ TEST(Mask, NofMTailGroupPrunesProportionallyRoundedDown) {
   EXPECT_TRUE(prune_n_of_m(one_column_tail, 2, 4).select(1, 8).all().item<bool>());  // floor(2/4) = 0
 }
 
+TEST(Mask, NofMSparsityCheckAcceptsWhatPruneNofMLeavesAndNothingDenser) {
+  at::manual_seed(14);
+  for (int64_t in : {64, 172, 9}) {  // no tail, a tail of 4 (4:8), a tail of 1
+    for (auto [n, m] : std::vector<std::pair<int64_t, int64_t>>{{2, 4}, {4, 8}}) {
+      const at::Tensor w = at::randn({5, in}) + 10;  // no zero by chance
+      EXPECT_FALSE(is_n_of_m_sparse(w, n, m)) << in << " " << n << ":" << m;
+      const at::Tensor pruned = w * prune_n_of_m(w.abs(), n, m);
+      EXPECT_TRUE(is_n_of_m_sparse(pruned, n, m)) << in << " " << n << ":" << m;
+      // One weight brought back in row 3's first group: no longer N:M.
+      at::Tensor revived = pruned.clone();
+      const int64_t col = (pruned.select(0, 3).narrow(0, 0, m) == 0).to(at::kFloat).argmax().item<int64_t>();
+      revived.index_put_({3, col}, 1.0);
+      EXPECT_FALSE(is_n_of_m_sparse(revived, n, m)) << in << " " << n << ":" << m;
+    }
+  }
+  // The tail rule: 172 = 21 * 8 + 4, whose tail needs floor(4 * 4 / 8) = 2 zeros per row.
+  at::Tensor w = at::ones({1, 172});
+  for (int64_t g = 0; g < 21; ++g) w.narrow(1, 8 * g, 4).zero_();
+  EXPECT_FALSE(is_n_of_m_sparse(w, 4, 8));
+  w.narrow(1, 168, 2).zero_();
+  EXPECT_TRUE(is_n_of_m_sparse(w, 4, 8));
+  EXPECT_TRUE(is_n_of_m_sparse(at::zeros({2, 8}), 2, 4));  // more zeros than needed is still N:M
+}
+
 TEST(Mask, PatternAndGroupParsing) {
   EXPECT_FALSE(parse_pattern("unstructured").structured());
   const Pattern p = parse_pattern("2:4");

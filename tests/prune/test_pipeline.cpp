@@ -177,17 +177,6 @@ TEST(Generate, SelfGeneratedCalibrationIsSeededAndValid) {
 namespace crepe::prune {
 namespace {
 
-// Every row of `W` ([out, in], in the order the mask was chosen in) holds at least n zeros in each
-// full group of m columns, and floor(n r / m) in the tail of r < m columns (mask.hpp's tail rule).
-void expect_n_of_m_zeros(const at::Tensor& W, int64_t n, int64_t m, const std::string& label) {
-  const int64_t full = W.size(1) / m * m, tail = W.size(1) - full;
-  const at::Tensor groups = (W.narrow(1, 0, full) == 0).view({W.size(0), -1, m}).sum(-1);
-  EXPECT_TRUE((groups >= n).all().item<bool>()) << label;
-  if (tail > 0) {
-    EXPECT_TRUE(((W.narrow(1, full, tail) == 0).sum(1) >= n * tail / m).all().item<bool>()) << label << " (tail)";
-  }
-}
-
 // Every composition option with every score-based metric, on a real model: it runs, keeps N:M valid
 // (with --permute, in the saved channel order), and the overall sparsity is the target (allocation
 // redistributes, never adds).
@@ -229,7 +218,7 @@ TEST(Composition, EveryOptionWithEveryScoreMetric) {
         if (!config.mask.pattern.structured()) continue;
         // With --permute, N:M holds in the saved channel order (the stored layout need not be N:M).
         const at::Tensor in_order = config.permute ? permute_columns(W, layer.input_permutation) : W;
-        expect_n_of_m_zeros(in_order, config.mask.pattern.n, config.mask.pattern.m, label + " " + layer.tensor);
+        EXPECT_TRUE(is_n_of_m_sparse(in_order, config.mask.pattern.n, config.mask.pattern.m)) << label << " " << layer.tensor;
       }
       const double target = config.mask.pattern.structured() ? static_cast<double>(config.mask.pattern.n) / config.mask.pattern.m
                                                              : config.mask.sparsity;

@@ -56,5 +56,9 @@ at::Tensor prune_n_of_m(const at::Tensor& scores, int64_t n, int64_t m,         
                         MaskKernel kernel = MaskKernel::Auto);
 // Number of weights prune_n_of_m removes from a row of `in` columns.
 int64_t n_of_m_pruned_per_row(int64_t in, int64_t n, int64_t m);
+// Whether `weight` ([out, in], columns in the order its mask was chosen in) is N:M sparse as
+// prune_n_of_m leaves it: every row holds at least n zeros in each full group of m consecutive
+// columns, and floor(n r / m) in a tail of r < m.
+bool is_n_of_m_sparse(const at::Tensor& weight, int64_t n, int64_t m);
 
 }  // namespace crepe::prune
