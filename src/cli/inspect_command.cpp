@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -59,15 +60,17 @@ nlohmann::ordered_json describe(const io::Checkpoint& ckpt) {
 
 // Zeros in every linear weight, and which N:M patterns (2:4, 4:8, and the one a permutation file
 // names) hold in every one of them: in the channel orders of crepe_permutation.json when the
-// directory has one (a checkpoint pruned with --permute), else in the stored order.
+// directory has one (a checkpoint pruned with --permute), else in the stored order. A permutation
+// file that does not fit the checkpoint is an InputError naming it.
 nlohmann::ordered_json measure_sparsity(const io::Checkpoint& ckpt) {
   const std::string file = ckpt.dir() + "/" + prune::kPermutationFileName;
   std::optional<prune::ChannelOrders> orders;
-  if (std::filesystem::exists(file)) orders = prune::read_permutation_file(file);
+  std::error_code absent;
+  if (std::filesystem::exists(file, absent)) orders = prune::read_permutation_file(file);
   std::vector<prune::Pattern> patterns = {prune::parse_pattern("2:4"), prune::parse_pattern("4:8")};
   if (orders && orders->pattern.str() != "2:4" && orders->pattern.str() != "4:8") patterns.push_back(orders->pattern);
   std::vector<bool> holds(patterns.size(), true);
-  int64_t zeros = 0, total = 0;
+  int64_t zeros = 0, total = 0, ordered = 0;
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
   for (int64_t b = 0; b < ckpt.num_layers(); ++b) {
     for (model::Linear linear : model::kLinears) {
@@ -80,6 +83,7 @@ nlohmann::ordered_json measure_sparsity(const io::Checkpoint& ckpt) {
                 "the channel order of " + name + " has " + std::to_string(found->second.numel()) + " entries, not " +
                     std::to_string(weight.size(1)));
         weight = prune::permute_columns(weight, found->second);
+        ++ordered;
       }
       const int64_t layer_zeros = (weight == 0).sum().item<int64_t>();
       zeros += layer_zeros;
@@ -90,6 +94,8 @@ nlohmann::ordered_json measure_sparsity(const io::Checkpoint& ckpt) {
       }
     }
   }
+  require(!orders || ordered == static_cast<int64_t>(orders->orders.size()), file,
+          "names weights this checkpoint does not have (it was written for another model)");
   nlohmann::ordered_json j;
   j["zeros"] = zeros;
   j["total"] = total;
@@ -118,7 +124,7 @@ void print_sparsity(const nlohmann::ordered_json& s) {
   const std::string where = s["channel_orders"].is_null()
                                 ? std::string("in the stored channel order")
                                 : "in the channel orders of " + s["channel_orders"].get<std::string>();
-  std::printf("n:m            %s in every linear layer (%s)\n", held.empty() ? "neither 2:4 nor 4:8" : held.c_str(),
+  std::printf("n:m            %s in every linear layer (%s)\n", held.empty() ? "no pattern checked holds" : held.c_str(),
               where.c_str());
 }
 
@@ -147,8 +153,8 @@ Action add_inspect_command(CLI::App& app) {
   cmd->add_option("--model", options->model, "Hugging Face model directory")->required();
   cmd->add_flag("--json", options->json, "print one JSON document on stdout");
   cmd->add_flag("--sparsity", options->sparsity,
-                "read every linear weight: zeros per layer and overall, and whether 2:4 / 4:8 hold (in the channel "
-                "orders of crepe_permutation.json when present)");
+                "read every linear weight: how many are zero (per layer with --json) and whether 2:4, 4:8 and the "
+                "pattern of crepe_permutation.json hold (in its channel orders when present)");
   return [options]() {
     const io::Checkpoint ckpt = io::Checkpoint::open(options->model);
     auto description = describe(ckpt);

@@ -186,7 +186,7 @@ ordered_json perplexity_json(const eval::PerplexityResult& r) {
 }
 
 void write_report_atomically(const std::string& dir, const ordered_json& report) {
-  const std::string path = dir + "/crepe_report.json", temp = path + ".tmp";
+  const std::string path = dir + "/" + io::kReportFileName, temp = path + ".tmp";
   {
     std::ofstream out(temp);
     out << report.dump(2) << "\n";
@@ -432,7 +432,7 @@ Action add_prune_command(CLI::App& app) {
       report["permutation"]["file"] = prune::kPermutationFileName;
       writer.add_file(prune::kPermutationFileName, permutation_file(config, outcome.layers));
     }
-    writer.add_file("crepe_report.json", report.dump(2) + "\n");
+    writer.add_file(io::kReportFileName, report.dump(2) + "\n");
     writer.commit();
     partial.remove();
     spdlog::info("wrote {}", o->out);

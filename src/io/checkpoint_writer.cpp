@@ -26,11 +26,12 @@ bool is_inside(const fs::path& candidate, const fs::path& dir) {
 }
 
 // Files that travel with a checkpoint: everything at the top level but the weights, their index,
-// and an earlier crepe report (replaced by this run's).
+// and an earlier crepe run's own files.
 bool is_side_file(const fs::directory_entry& entry) {
   if (!entry.is_regular_file()) return false;
   const std::string name = entry.path().filename().string();
-  return entry.path().extension() != ".safetensors" && name != kIndexName && name != "crepe_report.json";
+  return entry.path().extension() != ".safetensors" && name != kIndexName && name != kReportFileName &&
+         name != kPermutationFileName;
 }
 
 void write_whole_file(const fs::path& path, const std::string& contents) {

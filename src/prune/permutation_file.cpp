@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 
 #include "crepe/core/error.hpp"
@@ -35,7 +36,8 @@ std::string permutation_file_text(const Pattern& pattern, const std::vector<std:
   j["pattern"] = pattern.str();
   j["usage"] = "for each weight W [out, in] below, W[:, order] is " + pattern.str() +
                " sparse: every run of M consecutive columns holds at least N zeros in every row (the last in % M "
-               "columns, which stay in place, hold floor(N * (in % M) / M)); apply the same order to the layer's input";
+               "columns, which stay in place, hold at least floor(N * (in % M) / M)); apply the same order to the "
+               "layer's input";
   nlohmann::ordered_json layers = nlohmann::ordered_json::object();
   for (const auto& [name, order] : orders) layers[name] = values_of(order);
   j["layers"] = std::move(layers);
@@ -52,6 +54,8 @@ ChannelOrders read_permutation_file(const std::string& path) {
     result.pattern = parse_pattern(j.at("pattern").get<std::string>(), path);
     require(result.pattern.structured(), path, "names no N:M pattern");
     for (const auto& [name, values] : j.at("layers").items()) {
+      require(values.is_array() && std::all_of(values.begin(), values.end(), [](const nlohmann::json& v) { return v.is_number_integer(); }),
+              path, "the order of " + name + " is not a list of column indices");
       const auto order = values.get<std::vector<int64_t>>();
       require(is_permutation(order, static_cast<int64_t>(order.size())), path, "the order of " + name + " is not a permutation");
       result.orders[name] = at::tensor(c10::ArrayRef<int64_t>(order), at::kLong);

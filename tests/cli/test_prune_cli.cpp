@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 
@@ -447,10 +448,30 @@ TEST(PruneCli, PermutedNmHoldsInTheSavedChannelOrderAndSurvivesResume) {
   fs::copy(dir.file("straight"), dir.file("without-orders"), fs::copy_options::recursive);
   fs::remove(dir.file("without-orders/crepe_permutation.json"));
   EXPECT_EQ(inspect("without-orders").at("n_m"), nlohmann::json::array());
-  test::write_file(dir.file("without-orders/crepe_permutation.json"), R"({"format": "something else"})");
-  const auto bad = test::run_crepe({"inspect", "--model", dir.file("without-orders"), "--sparsity"});
-  EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("crepe_permutation.json"), std::string::npos) << bad.err;
+  // A permutation file that is not one, or does not fit this checkpoint: one line naming it, exit 2.
+  const std::string down = "model.layers.0.mlp.down_proj.weight";
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> damages = {
+      {"is not a crepe permutation file", [](nlohmann::json& j) { j["format"] = "something else"; }},
+      {"has no channel order for", [&](nlohmann::json& j) { j["layers"].erase(down); }},
+      {"has 171 entries", [&](nlohmann::json& j) { j["layers"][down].erase(j["layers"][down].size() - 1); }},
+      {"is not a permutation", [&](nlohmann::json& j) { j["layers"][down][0] = j["layers"][down][1]; }},
+      {"is not a list of column indices", [&](nlohmann::json& j) { j["layers"][down][0] = 0.5; }},
+      {"does not have", [&](nlohmann::json& j) { j["layers"]["model.layers.9.mlp.down_proj.weight"] = j["layers"][down]; }},
+  };
+  for (const auto& [expected, damage] : damages) {
+    nlohmann::json damaged = file;
+    damage(damaged);
+    test::write_file(dir.file("without-orders/crepe_permutation.json"), damaged.dump());
+    const auto bad = test::run_crepe({"inspect", "--model", dir.file("without-orders"), "--sparsity"});
+    EXPECT_EQ(bad.exit_code, 2) << expected;
+    EXPECT_NE(bad.err.find("crepe_permutation.json"), std::string::npos) << bad.err;
+    EXPECT_NE(bad.err.find(expected), std::string::npos) << bad.err;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  }
+  // Pruning a permuted output again leaves its orders behind: they describe the old masks.
+  ASSERT_EQ(test::run_crepe(prune_args(dir.file("straight"), dir.file("again"), {"--pattern", "2:4"})).exit_code, 0);
+  EXPECT_FALSE(fs::exists(dir.file("again/crepe_permutation.json")));
+  EXPECT_EQ(inspect("again").at("n_m"), nlohmann::json::array({"2:4", "4:8"}));
 
   setenv("CREPE_TEST_STOP_AFTER_BLOCK", "2:int", 1);
   const auto stopped = test::run_crepe(prune_args(model, dir.file("resumed"), options));

@@ -182,6 +182,9 @@ TEST(Mask, NofMSparsityCheckAcceptsWhatPruneNofMLeavesAndNothingDenser) {
   w.narrow(1, 168, 2).zero_();
   EXPECT_TRUE(is_n_of_m_sparse(w, 4, 8));
   EXPECT_TRUE(is_n_of_m_sparse(at::zeros({2, 8}), 2, 4));  // more zeros than needed is still N:M
+  // Narrower than M: the whole row is a tail, 3 columns of 2:4 need floor(2 * 3 / 4) = 1 zero.
+  EXPECT_FALSE(is_n_of_m_sparse(at::ones({2, 3}), 2, 4));
+  EXPECT_TRUE(is_n_of_m_sparse(at::tensor({1.0f, 0.0f, 1.0f}).view({1, 3}), 2, 4));
 }
 
 TEST(Mask, PatternAndGroupParsing) {

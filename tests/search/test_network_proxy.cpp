@@ -215,12 +215,15 @@ std::vector<std::map<Proxy, double>> streamed_and_resident_agree(const std::stri
   // choices pass through.
   EXPECT_EQ(resolve_weight_holding(WeightHolding::Auto, ckpt, stats, run, true, run.placement.device.is_cpu() ? 0 : std::optional<int64_t>()),
             WeightHolding::Resident);
+  if (!run.placement.device.is_cpu()) {  // a measured device value is the one used
+    EXPECT_EQ(resolve_weight_holding(WeightHolding::Auto, ckpt, stats, run, true, 0), WeightHolding::Stream);
+  }
   EXPECT_EQ(resolve_weight_holding(WeightHolding::Stream, ckpt, stats, run), WeightHolding::Stream);
   EXPECT_EQ(resolve_weight_holding(WeightHolding::Resident, ckpt, stats, run), WeightHolding::Resident);
   const ProxyInputs resident = proxy_inputs(ckpt, stats, run, true, WeightHolding::Resident);
   const ProxyInputs streamed = proxy_inputs(ckpt, stats, run, true, WeightHolding::Stream);
   EXPECT_EQ(streamed.layers.size(), resident.layers.size());
-  for (size_t i = 0; i < streamed.layers.size(); ++i) {
+  for (size_t i = 0; i < std::min(streamed.layers.size(), resident.layers.size()); ++i) {
     EXPECT_FALSE(streamed.layers[i].weight.defined()) << streamed.layers[i].name;
     EXPECT_TRUE(resident.layers[i].weight.defined()) << resident.layers[i].name;
     EXPECT_TRUE(at::equal(layer_weight(streamed, streamed.layers[i]).to(resident.layers[i].weight.device()),
@@ -240,7 +243,7 @@ std::vector<std::map<Proxy, double>> streamed_and_resident_agree(const std::stri
       if (run.placement.device.is_cpu()) {
         EXPECT_EQ(read.at(p), held.at(p)) << proxy_name(p) << " " << pattern;
       } else {  // the same inputs, but a GPU library may pick another kernel from one call to the next
-        EXPECT_NEAR(read.at(p), held.at(p), 1e-6 * held.at(p)) << proxy_name(p) << " " << pattern;
+        EXPECT_NEAR(read.at(p), held.at(p), 1e-5 * held.at(p)) << proxy_name(p) << " " << pattern;
       }
     }
     values.push_back(held);

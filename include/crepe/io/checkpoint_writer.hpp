@@ -19,6 +19,11 @@
 
 namespace crepe::io {
 
+// What crepe writes beside the weights. An input's copies belong to the run that made it and are
+// never carried into a new output (a stale permutation file would describe other masks).
+constexpr const char* kReportFileName = "crepe_report.json";
+constexpr const char* kPermutationFileName = "crepe_permutation.json";
+
 class CheckpointWriter {
  public:
   // InputError when out_dir exists (unless `force`), equals or lies inside the source directory, or

@@ -13,11 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "crepe/io/checkpoint_writer.hpp"
 #include "crepe/prune/mask.hpp"
 
 namespace crepe::prune {
 
-constexpr const char* kPermutationFileName = "crepe_permutation.json";
+constexpr const char* kPermutationFileName = io::kPermutationFileName;
 
 struct ChannelOrders {
   Pattern pattern;
@@ -28,7 +29,7 @@ struct ChannelOrders {
 std::string permutation_file_text(const Pattern& pattern, const std::vector<std::pair<std::string, at::Tensor>>& orders);
 
 // InputError naming `path` unless it is a file permutation_file_text wrote, every order a
-// permutation of 0..n-1 for some n.
+// permutation of 0..n-1 (of integers) for some n.
 ChannelOrders read_permutation_file(const std::string& path);
 
 // Whether `order` holds each of 0..n-1 exactly once.
