@@ -75,7 +75,10 @@ for model in $MODELS; do
         done ;;
       composition)
         for method in crepe ria wanda; do
-          for nm in 2:4 4:8; do run_case "$model" "$method $nm permute" file --method "$method" --pattern "$nm" --permute; done
+          for nm in 2:4 4:8; do
+            run_case "$model" "$method $nm permute" file --method "$method" --pattern "$nm" --permute
+            run_case "$model" "$method $nm permute+dsnot" file --method "$method" --pattern "$nm" --permute --reprune dsnot
+          done
           for s in 0.6 0.7; do
             for alloc in owl alpha dlp; do run_case "$model" "$method $s $alloc" file --method "$method" --sparsity "$s" --allocation "$alloc"; done
             run_case "$model" "$method $s dsnot" file --method "$method" --sparsity "$s" --reprune dsnot
