@@ -214,7 +214,7 @@ def search():
         if not found:
             continue
         s = found["_search"]
-        summary[key] = {"evaluations": s["evaluations"], "search_seconds": s["seconds"],
+        summary[key] = {"evaluations": s["evaluations"], "search_seconds": s["seconds"], "weights": s.get("weights"),
                         "seconds_per_evaluation": s["seconds"] / max(1, s["evaluations"]),
                         "total_seconds": found.get("_seconds")}
 

@@ -344,7 +344,8 @@ Action add_search_command(CLI::App& app) {
       out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", o->maximize ? "maximize" : "minimize"},
                         {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
-                        {"seconds_to_best", result.seconds_to_best}, {"per_kernel_and_group", result.summary}, {"blocks", blocks}};
+                        {"seconds_to_best", result.seconds_to_best}, {"per_kernel_and_group", result.summary}, {"blocks", blocks},
+                        {"weights", search::weight_holding_name(holding)}};
     }
     out["_calibration"] = {{"data", o->calib_data}, {"nsamples", o->nsamples}, {"seqlen", seqlen}, {"seed", o->seed}};
     out["_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

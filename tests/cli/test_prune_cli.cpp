@@ -245,6 +245,7 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
   EXPECT_TRUE(found.at("kernel-size") == 1 || found.at("kernel-size") == 3);
   EXPECT_EQ(found.at("_search").at("evaluations").get<int64_t>() >= 16, true);
   EXPECT_EQ(found.at("_search").at("proxy"), "kl");  // auto, with every block in use
+  EXPECT_EQ(found.at("_search").at("weights"), "resident");  // auto: a tiny model fits
   EXPECT_TRUE(std::filesystem::exists(dir.file("stats.safetensors")));
   // Weights read from the checkpoint at every evaluation find the same configuration.
   const auto streamed = test::run_crepe({"search", "--model", model, "--out", dir.file("streamed.json"), "--calib-data",
@@ -253,6 +254,7 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
                                          dir.file("stats.safetensors"), "--weights", "stream", "-q"});
   ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
   const auto same = nlohmann::json::parse(test::read_file(dir.file("streamed.json")));
+  EXPECT_EQ(same.at("_search").at("weights"), "stream");
   for (const char* key : {"kernel-size", "alpha", "beta", "gamma", "act-power", "group"}) EXPECT_EQ(same.at(key), found.at(key)) << key;
   const auto prune = test::run_crepe(prune_args(model, dir.file("out"), {"--config", dir.file("found.json"), "--json"}));
   ASSERT_EQ(prune.exit_code, 0) << prune.err;
