@@ -207,17 +207,12 @@ nlohmann::json resume_request(const PruneOptions& o, const io::Checkpoint& ckpt,
           {"device", o.device.device}, {"dtype", o.device.dtype}};
 }
 
-std::vector<int64_t> int64_values(const at::Tensor& t) {
-  const at::Tensor values = t.to(at::kCPU, at::kLong).contiguous();
-  return {values.data_ptr<int64_t>(), values.data_ptr<int64_t>() + values.numel()};
-}
-
 nlohmann::json layers_json(const std::vector<prune::LayerOutcome>& layers) {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& l : layers) {
     j.push_back({{"name", l.tensor}, {"numel", l.numel}, {"pruned", l.pruned}});
     if (l.input_permutation.defined()) {
-      j.back()["input_permutation"] = int64_values(l.input_permutation);
+      j.back()["input_permutation"] = prune::order_values(l.input_permutation);
       j.back()["permutation_kept"] = {l.permutation_kept_before, l.permutation_kept_after};
     }
   }
@@ -239,7 +234,7 @@ prune::LayerOutcome layer_from_json(const nlohmann::json& l, const io::Checkpoin
   const auto order = l.at("input_permutation").get<std::vector<int64_t>>();
   require(prune::is_permutation(order, checkpoint.tensors().info(layer.tensor).shape.at(1)), partial_dir,
           "the channel permutation recorded for " + layer.tensor + " is not a permutation of its input columns");
-  layer.input_permutation = at::tensor(c10::ArrayRef<int64_t>(order), at::kLong);
+  layer.input_permutation = prune::order_tensor(order);
   layer.permutation_kept_before = l.at("permutation_kept").at(0).get<double>();
   layer.permutation_kept_after = l.at("permutation_kept").at(1).get<double>();
   return layer;

@@ -54,17 +54,6 @@ inline void select_largest(float* v, int64_t len, int64_t keep) {
   }
 }
 
-at::Tensor to_tensor(const std::vector<int64_t>& values) {
-  at::Tensor out = at::empty({static_cast<int64_t>(values.size())}, at::kLong);
-  std::copy(values.begin(), values.end(), out.data_ptr<int64_t>());
-  return out;
-}
-
-std::vector<int64_t> from_tensor(const at::Tensor& perm) {
-  const at::Tensor c = perm.to(at::kCPU).contiguous();
-  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
-}
-
 // Sum of the scores that prune_n_of_m keeps in `perm`'s column order, in float64: per run of m
 // columns (and the tail run, with prune_n_of_m's tail rule), the m - n largest of every row. Which of
 // several tied scores is kept does not change the sum. Each run is summed over rows in order and the
@@ -233,7 +222,7 @@ void validate(const PermutationOptions& options) {
 
 at::Tensor nm_snake_permutation(const at::Tensor& scores, int64_t m) {
   TORCH_CHECK(scores.dim() == 2 && m > 0, "nm_snake_permutation expects a 2-D score matrix and m > 0");
-  return to_tensor(snake_deal(to_matrix(scores), m));
+  return order_tensor(snake_deal(to_matrix(scores), m));
 }
 
 at::Tensor nm_channel_permutation(const at::Tensor& scores, int64_t n, int64_t m, const PermutationOptions& options,
@@ -282,7 +271,7 @@ at::Tensor nm_channel_permutation(const at::Tensor& scores, int64_t n, int64_t m
     report->reassignments = reassignments;
     report->identity = fell_back;
   }
-  at::Tensor order = to_tensor(perm);
+  at::Tensor order = order_tensor(perm);
   if (report != nullptr) report->order = order;
   return order;
 }
@@ -294,16 +283,33 @@ double nm_kept_score(const at::Tensor& scores, const at::Tensor& permutation, in
   if (permutation.defined()) {
     TORCH_CHECK(permutation.dim() == 1 && permutation.size(0) == in && permutation.scalar_type() == at::kLong,
                 "nm_kept_score: the permutation must be int64 [", in, "]");
-    perm = from_tensor(permutation);
-    std::vector<char> seen(static_cast<size_t>(in), 0);
-    for (int64_t c : perm) {
-      TORCH_CHECK(c >= 0 && c < in && !seen[c], "nm_kept_score: not a permutation");
-      seen[c] = 1;
-    }
+    perm = order_values(permutation);
+    TORCH_CHECK(is_permutation(perm, in), "nm_kept_score: not a permutation");
   } else {
     std::iota(perm.begin(), perm.end(), 0);
   }
   return kept_score(to_matrix(scores), perm, n, m);
+}
+
+std::vector<int64_t> order_values(const at::Tensor& order) {
+  const at::Tensor values = order.to(at::kCPU, at::kLong).contiguous();
+  return {values.data_ptr<int64_t>(), values.data_ptr<int64_t>() + values.numel()};
+}
+
+at::Tensor order_tensor(const std::vector<int64_t>& values) {
+  at::Tensor out = at::empty({static_cast<int64_t>(values.size())}, at::kLong);
+  std::copy(values.begin(), values.end(), out.data_ptr<int64_t>());
+  return out;
+}
+
+bool is_permutation(const std::vector<int64_t>& order, int64_t n) {
+  if (static_cast<int64_t>(order.size()) != n) return false;
+  std::vector<char> seen(static_cast<size_t>(n), 0);
+  for (int64_t c : order) {
+    if (c < 0 || c >= n || seen[static_cast<size_t>(c)]) return false;
+    seen[static_cast<size_t>(c)] = 1;
+  }
+  return true;
 }
 
 at::Tensor permute_columns(const at::Tensor& t, const at::Tensor& order) {

@@ -7,28 +7,14 @@
 #include <fstream>
 
 #include "crepe/core/error.hpp"
+#include "crepe/prune/permutation.hpp"
 
 namespace crepe::prune {
 namespace {
 
 constexpr const char* kFormat = "crepe input-channel permutation, version 1";
 
-std::vector<int64_t> values_of(const at::Tensor& order) {
-  const at::Tensor cpu = order.to(at::kCPU, at::kLong).contiguous();
-  return {cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel()};
-}
-
 }  // namespace
-
-bool is_permutation(const std::vector<int64_t>& order, int64_t n) {
-  if (static_cast<int64_t>(order.size()) != n) return false;
-  std::vector<char> seen(static_cast<size_t>(n), 0);
-  for (int64_t c : order) {
-    if (c < 0 || c >= n || seen[static_cast<size_t>(c)]) return false;
-    seen[static_cast<size_t>(c)] = 1;
-  }
-  return true;
-}
 
 std::string permutation_file_text(const Pattern& pattern, const std::vector<std::pair<std::string, at::Tensor>>& orders) {
   nlohmann::ordered_json j;
@@ -39,7 +25,7 @@ std::string permutation_file_text(const Pattern& pattern, const std::vector<std:
                "columns, which stay in place, hold at least floor(N * (in % M) / M)); apply the same order to the "
                "layer's input";
   nlohmann::ordered_json layers = nlohmann::ordered_json::object();
-  for (const auto& [name, order] : orders) layers[name] = values_of(order);
+  for (const auto& [name, order] : orders) layers[name] = order_values(order);
   j["layers"] = std::move(layers);
   return j.dump() + "\n";
 }
@@ -58,7 +44,7 @@ ChannelOrders read_permutation_file(const std::string& path) {
               path, "the order of " + name + " is not a list of column indices");
       const auto order = values.get<std::vector<int64_t>>();
       require(is_permutation(order, static_cast<int64_t>(order.size())), path, "the order of " + name + " is not a permutation");
-      result.orders[name] = at::tensor(c10::ArrayRef<int64_t>(order), at::kLong);
+      result.orders[name] = order_tensor(order);
     }
   } catch (const nlohmann::json::exception& e) {
     throw_input_error(path, std::string("invalid permutation file: ") + e.what());

@@ -26,6 +26,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace crepe::prune {
 
@@ -61,6 +62,12 @@ at::Tensor nm_snake_permutation(const at::Tensor& scores, int64_t m);
 // original order when `permutation` is undefined), in float64. c10::Error if `permutation` is not an
 // int64 permutation of 0..in-1.
 double nm_kept_score(const at::Tensor& scores, const at::Tensor& permutation, int64_t n, int64_t m);
+
+// An order as a list of column indices (files, manifests) and back (int64 on the CPU).
+std::vector<int64_t> order_values(const at::Tensor& order);
+at::Tensor order_tensor(const std::vector<int64_t>& values);
+// Whether `order` holds each of 0..n-1 exactly once.
+bool is_permutation(const std::vector<int64_t>& order, int64_t n);
 
 // `t`'s columns in the permuted order: column j of the result is column order[j] of `t`, along the
 // last dimension (a matrix's columns, or a per-column vector such as activation statistics).

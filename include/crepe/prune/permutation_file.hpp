@@ -32,7 +32,4 @@ std::string permutation_file_text(const Pattern& pattern, const std::vector<std:
 // permutation of 0..n-1 (of integers) for some n.
 ChannelOrders read_permutation_file(const std::string& path);
 
-// Whether `order` holds each of 0..n-1 exactly once.
-bool is_permutation(const std::vector<int64_t>& order, int64_t n);
-
 }  // namespace crepe::prune
