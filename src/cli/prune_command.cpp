@@ -303,7 +303,7 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_option("--dlp-alpha", o->dlp_alpha, "DLP sparsity spread alpha")->capture_default_str();
   cmd->add_option("--reprune", o->reprune, "re-pruning after the mask: none or dsnot")->capture_default_str();
   cmd->add_option("--dsnot-cycles", o->dsnot_cycles, "DSnoT swap cycles per row")->capture_default_str();
-  cmd->add_option("--dsnot-threshold", o->dsnot_threshold, "DSnoT stops a row once |error| is below this")
+  cmd->add_option("--dsnot-threshold", o->dsnot_threshold, "DSnoT stops a row once its expected error over one calibration sequence is below this (as DSnoT's --update_threshold)")
       ->capture_default_str();
   cmd->add_flag("--reconstruct", o->reconstruct, "SparseGPT's OBS weight update for the chosen mask");
   cmd->add_option("--calib-data", o->calib_data, "calibration text or JSONL (default: sequences sampled from the model)");

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <limits>
+
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
 
@@ -20,7 +22,16 @@ at::Tensor InputStats::mean() const { return sum / static_cast<double>(std::max<
 
 at::Tensor InputStats::variance() const {
   const at::Tensor m = mean();
-  return (sq_sum / static_cast<double>(std::max<int64_t>(tokens, 1)) - m * m).clamp_min(0);
+  const at::Tensor mean_square = sq_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
+  // E[x^2] - E[x]^2 cancels in float32 for a channel whose mean dwarfs its spread: a variance below
+  // the rounding of E[x^2] is noise, and taken at face value (down to 0) it would make that channel
+  // look perfectly predictable to DSnoT's regrowth.
+  return at::max(mean_square - m * m, mean_square * static_cast<double>(std::numeric_limits<float>::epsilon()));
+}
+
+at::Tensor InputStats::sequence_sum() const {
+  TORCH_CHECK(sequences > 0, "InputStats::sequence_sum: the number of calibration sequences was not recorded");
+  return sum / static_cast<double>(sequences);
 }
 
 void require_finite_activations(const at::Tensor& values, const std::string& model_dir, const std::string& what,
@@ -49,6 +60,9 @@ void StatsAccumulator::add(const at::Tensor& x) {
     if (request_.gram) stats_.gram.addmm_(flat.t(), flat);
   }
   stats_.tokens += flat.size(0);
+  int64_t sequences = 1;
+  for (int64_t d = 0; d + 2 < x.dim(); ++d) sequences *= x.size(d);
+  stats_.sequences += sequences;
 }
 
 }  // namespace crepe::prune

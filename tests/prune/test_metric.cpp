@@ -189,6 +189,39 @@ TEST(Stats, AccumulatesNormsMomentsAndGramOverBatches) {
   EXPECT_TRUE(at::allclose(s.gram.to(at::kDouble), flat.t().matmul(flat), 1e-5, 1e-5));
 }
 
+TEST(Stats, CountsSequencesForPerSequenceSums) {
+  at::manual_seed(6);
+  const at::Tensor x = at::randn({3, 10, 6});
+  StatsAccumulator acc({/*gram=*/false, /*moments=*/true});
+  acc.add(x.narrow(0, 0, 2));
+  acc.add(x.narrow(0, 2, 1));
+  const InputStats& s = acc.stats();
+  EXPECT_EQ(s.sequences, 3);
+  // DSnoT's unit: the input summed over a sequence, on average (10 tokens per sequence here).
+  const at::Tensor per_sequence = x.to(at::kDouble).sum(1).mean(0);
+  EXPECT_TRUE(at::allclose(s.sequence_sum().to(at::kDouble), per_sequence, 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(s.sequence_sum(), s.mean() * 10, 1e-5, 1e-6));
+  StatsAccumulator flat;  // [tokens, in] is one sequence
+  flat.add(x.select(0, 0));
+  EXPECT_EQ(flat.stats().sequences, 1);
+  EXPECT_THROW(InputStats{}.sequence_sum(), c10::Error);
+}
+
+TEST(Stats, VarianceNeverFallsBelowFloat32Resolution) {
+  // Channel 0 is the constant 1000: every sum is exact, E[x^2] - E[x]^2 is exactly 0, and a channel
+  // with a large mean and a tiny spread cancels the same way, leaving rounding noise. The variance
+  // reported is the rounding of E[x^2] instead (1e6 * float32 epsilon). Channel 1 is ordinary and
+  // keeps its variance.
+  at::manual_seed(7);
+  const at::Tensor noise = at::randn({1, 4096});
+  const at::Tensor x = at::stack({at::full_like(noise, 1000.0), noise}, -1);  // [1, 4096, 2]
+  StatsAccumulator acc({/*gram=*/false, /*moments=*/true});
+  acc.add(x);
+  const at::Tensor var = acc.stats().variance();
+  EXPECT_FLOAT_EQ(var[0].item<float>(), 1e6f * std::numeric_limits<float>::epsilon());
+  EXPECT_NEAR(var[1].item<double>(), noise.to(at::kDouble).var(1, /*unbiased=*/false).item<double>(), 1e-4);
+}
+
 TEST(Stats, NonFiniteActivationsStopTheRunAndSayWhy) {
   StatsAccumulator finite, overflowed;
   finite.add(at::tensor({1.0f, 65504.0f}).view({1, 2}));

@@ -8,7 +8,10 @@
 #include "crepe/core/error.hpp"
 #include "crepe/engine/generate.hpp"
 #include "crepe/model/head.hpp"
+#include "crepe/prune/dsnot.hpp"
+#include "crepe/prune/metric.hpp"
 #include "crepe/prune/pipeline.hpp"
+#include "crepe/prune/stats.hpp"
 #include "test_support.hpp"
 
 namespace crepe::prune {
@@ -133,6 +136,41 @@ TEST(Pipeline, EveryMetricAndPatternGivesExactSparsityOnARealModel) {
       }
     }
   }
+}
+
+// DSnoT's error and threshold are per calibration sequence, as in its reference: with 64 tokens per
+// sequence a row whose expected error is 0.01 per token (0.64 per sequence) is still re-pruned at
+// the default threshold 0.1. Checked against DSnoT called directly on sums computed here.
+TEST(Pipeline, DsnotMeasuresTheErrorOverOneCalibrationSequence) {
+  at::manual_seed(11);
+  const int64_t sequences = 8, seqlen = 64, in = 96, out = 40;
+  const at::Tensor x = at::randn({sequences, seqlen, in}) * 0.5 + 0.3;
+  StatsAccumulator acc({/*gram=*/false, /*moments=*/true});
+  acc.add(x);
+  const InputStats stats = acc.take();
+  const at::Tensor W = at::randn({out, in}) * 0.02;
+  PruneConfig config;
+  config.metric = Metric::Wanda;
+  config.mask.group = Group::Row;
+  config.reprune = Reprune::Dsnot;
+  at::Tensor initial, repruned;
+  PruneConfig plain = config;
+  plain.reprune = Reprune::None;
+  prune_linear(W, stats, plain, &initial);
+  prune_linear(W, stats, config, &repruned);
+
+  const at::Tensor per_sequence = stats.sequence_sum();
+  ASSERT_TRUE(at::allclose(per_sequence.to(at::kDouble), x.to(at::kDouble).sum(1).mean(0), 1e-5, 1e-5));
+  const at::Tensor scores = score(Metric::Wanda, W, stats.norm(), config.crepe);
+  const at::Tensor expected = dsnot_reprune(W, initial, scores, per_sequence, stats.variance(), config.dsnot);
+  EXPECT_TRUE(at::equal(repruned, expected));
+  // The unit matters here: per token, most rows are already below 0.1 and would stay as they are.
+  const at::Tensor per_token = dsnot_reprune(W, initial, scores, stats.mean(), stats.variance(), config.dsnot);
+  const int64_t rows_changed = repruned.ne(initial).any(1).sum().item<int64_t>();
+  const int64_t rows_changed_per_token = per_token.ne(initial).any(1).sum().item<int64_t>();
+  EXPECT_GT(rows_changed, rows_changed_per_token);
+  EXPECT_GT(rows_changed, out / 2);
+  EXPECT_EQ(repruned.sum().item<int64_t>(), initial.sum().item<int64_t>());
 }
 
 TEST(Pipeline, MagnitudeNeedsNoCalibration) {

@@ -1,8 +1,10 @@
 #pragma once
 // DSnoT ("Dynamic Sparse No Training"): training-free re-pruning of an initial mask.
 //
-// W is [out, in], keep-masks are bool with true = kept (see mask.hpp). With mu_j = E[x_j] and
-// c_ij = W_ij mu_j, the expected output error of row i under a mask is
+// W is [out, in], keep-masks are bool with true = kept (see mask.hpp). With mu_j the expected input
+// summed over one calibration sequence (E[x_j] times the tokens per sequence, DSnoT's unit; the
+// pipeline passes InputStats::sequence_sum) and c_ij = W_ij mu_j, the expected output error of row i
+// under a mask, summed over a sequence, is
 //   e_i = sum_{j pruned} c_ij        (dense output minus pruned output, in expectation).
 // Each cycle, every row whose |e_i| is still above `threshold` tries one swap, all rows at once:
 //   regrow  the pruned weight j (pruned in the initial mask, not regrown yet) with sign(c_ij) =
@@ -24,9 +26,10 @@
 //
 // Where DSnoT's code differs: its N:M loop prunes the lowest-score kept weight of the group
 // whatever its sign (the sign test then only refuses the swap), its swaps may not land exactly on
-// e = 0 (sign 0 differs from the initial sign), and its "mean" is the per-sample sum of inputs
-// (mean times the sequence length), so its threshold 0.1 sits on a scale 2048 times coarser.
-// crepe follows the definition above, with the true mean E[x_j].
+// e = 0 (sign 0 differs from the initial sign), and its variance is the mean of the sequences' own
+// variances where crepe's is over all calibration tokens. Like DSnoT, crepe measures e over one
+// sequence, so `threshold` means what DSnoT's --update_threshold means (at a given sequence length:
+// 0.1 at 2048 tokens asks for a per-token error below 0.1 / 2048).
 //
 // Since a row's candidates only ever advance down fixed lists, its t-th swap is known in advance
 // (for N:M: the merge of the groups' lists by priority), and the accepted swaps are a prefix found
@@ -40,7 +43,7 @@ namespace crepe::prune {
 
 struct DsnotOptions {
   int64_t cycles = 50;      // --dsnot-cycles: at most this many swaps per row; >= 0
-  double threshold = 0.1;   // --dsnot-threshold: a row stops once |e_i| <= threshold; >= 0
+  double threshold = 0.1;   // --dsnot-threshold: a row stops once |e_i| <= threshold (per sequence); >= 0
   int64_t n = 0, m = 0;     // N:M pattern of the initial mask (0, 0 = unstructured)
   double var_power = 1.0;   // regrowth divides |c_ij| by Var[x_j]^var_power (DSnoT's default 1)
 };
@@ -52,7 +55,7 @@ at::Tensor dsnot_error(const at::Tensor& weight, const at::Tensor& keep_mask, co
 
 // The re-pruned keep-mask (bool, shaped like the weight, on its device). weight [out, in] any
 // floating dtype; keep_mask bool [out, in]; scores [out, in] (higher = more important); mean and
-// variance [in] (InputStats::mean(), InputStats::variance()).
+// variance [in] (InputStats::sequence_sum(), InputStats::variance()).
 at::Tensor dsnot_reprune(const at::Tensor& weight, const at::Tensor& keep_mask, const at::Tensor& scores,
                          const at::Tensor& mean, const at::Tensor& variance, const DsnotOptions& options = {});
 

@@ -23,10 +23,14 @@ struct InputStats {
   at::Tensor sum;     // [in]  sum over tokens of x_j (only with moments)
   at::Tensor gram;    // [in, in] sum over tokens of x x^T (only with gram)
   int64_t tokens = 0;
+  int64_t sequences = 0;  // calibration sequences the tokens came in (0 where not recorded)
 
   at::Tensor norm() const;      // ||X_j||_2
   at::Tensor mean() const;      // E[x_j]     (needs moments)
-  at::Tensor variance() const;  // Var[x_j]   (needs moments)
+  at::Tensor variance() const;  // Var[x_j]   (needs moments); never below float32's resolution of E[x_j^2]
+  // E[x_j] times the tokens per calibration sequence: the expected input summed over one sequence,
+  // the unit of DSnoT's error and threshold (needs moments and sequences).
+  at::Tensor sequence_sum() const;
 };
 
 // The same statistics in host memory (a copy only where they were on a device).
@@ -46,7 +50,7 @@ void require_finite(const InputStats& stats, const std::string& model_dir, int64
 class StatsAccumulator {
  public:
   explicit StatsAccumulator(StatsRequest request = {}) : request_(request) {}
-  // x: [..., in]; every leading index is one token.
+  // x: [sequences, seq, in] (or [tokens, in]: one sequence); every leading index is one token.
   void add(const at::Tensor& x);
   const InputStats& stats() const { return stats_; }
   InputStats take() { return std::move(stats_); }
