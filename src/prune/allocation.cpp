@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <numeric>
 #include <sstream>
@@ -233,8 +234,12 @@ TailFit fit_tail(const std::vector<double>& lx, int64_t first, double log_xmin, 
 
 }  // namespace
 
-PowerLawFit fit_power_law(const at::Tensor& values) {
-  const std::vector<double> x = positive_sorted(values);
+namespace {
+
+// The KS-minimising fit among the candidate xmin of `x` (ascending, positive; the first index of each
+// distinct value below the maximum) that `admit` accepts, or among all of them if it accepts none.
+template <typename Admit>
+PowerLawFit best_tail_fit(const std::vector<double>& x, Admit admit) {
   const int64_t n_all = static_cast<int64_t>(x.size());
   TORCH_CHECK(n_all >= 2 && x.front() < x.back(), "fit_power_law: needs at least two distinct positive values, got ",
               n_all, " positive");
@@ -243,10 +248,11 @@ PowerLawFit fit_power_law(const at::Tensor& values) {
   std::vector<double> suffix(x.size() + 1, 0.0);  // suffix[i] = sum_{k >= i} ln x_k
   for (int64_t i = n_all - 1; i >= 0; --i) suffix[i] = suffix[i + 1] + lx[i];
 
-  // Candidates: the first index of each distinct value below the maximum.
-  std::vector<int64_t> candidates;
+  std::vector<int64_t> all, candidates;
   for (int64_t i = 0; i < n_all; ++i)
-    if ((i == 0 || x[i] != x[i - 1]) && x[i] < x.back()) candidates.push_back(i);
+    if ((i == 0 || x[i] != x[i - 1]) && x[i] < x.back()) all.push_back(i);
+  std::copy_if(all.begin(), all.end(), std::back_inserter(candidates), [&](int64_t i) { return admit(x[i]); });
+  if (candidates.empty()) candidates = all;
   const int64_t count = static_cast<int64_t>(candidates.size());
   std::vector<TailFit> fits(candidates.size());
   at::parallel_for(0, count, 16, [&](int64_t begin, int64_t end) {
@@ -270,6 +276,32 @@ PowerLawFit fit_power_law(const at::Tensor& values) {
   fit.tail = n_all - candidates[chosen];
   fit.n = n_all;
   return fit;
+}
+
+}  // namespace
+
+PowerLawFit fit_power_law(const at::Tensor& values) {
+  return best_tail_fit(positive_sorted(values), [](double) { return true; });
+}
+
+double spectrum_peak(const at::Tensor& values, int64_t bins) {
+  TORCH_CHECK(bins >= 1, "spectrum_peak: bins must be >= 1, got ", bins);
+  const std::vector<double> x = positive_sorted(values);
+  TORCH_CHECK(!x.empty(), "spectrum_peak: no positive value");
+  const double lo = std::log10(x.front()), width = (std::log10(x.back()) - lo) / static_cast<double>(bins);
+  if (!(width > 0)) return x.front();
+  std::vector<int64_t> counts(static_cast<size_t>(bins), 0);
+  for (double v : x) {
+    const auto bin = static_cast<int64_t>(std::floor((std::log10(v) - lo) / width));
+    ++counts[static_cast<size_t>(std::clamp<int64_t>(bin, 0, bins - 1))];  // the maximum closes the last bin
+  }
+  const auto peak = std::max_element(counts.begin(), counts.end()) - counts.begin();  // the first of equal counts
+  return std::pow(10.0, lo + static_cast<double>(peak) * width);
+}
+
+PowerLawFit fit_power_law_near_peak(const at::Tensor& values, int64_t bins) {
+  const double peak = spectrum_peak(values, bins);
+  return best_tail_fit(positive_sorted(values), [peak](double xmin) { return xmin >= 0.95 * peak && xmin <= 1.5 * peak; });
 }
 
 PowerLawFit fit_power_law_at(const at::Tensor& values, double xmin) {
@@ -305,7 +337,7 @@ at::Tensor esd_eigenvalues(const at::Tensor& weight) {
   return at::linalg_eigvalsh(gram).to(at::kCPU, at::kDouble);  // ascending
 }
 
-double esd_alpha(const at::Tensor& weight) { return hill_alpha(esd_eigenvalues(weight)); }
+double esd_alpha(const at::Tensor& weight) { return fit_power_law_near_peak(esd_eigenvalues(weight)).alpha; }
 
 std::vector<double> alpha_sparsities(const std::vector<double>& block_alpha, const std::vector<int64_t>& block_params,
                                      double target, double eps) {

@@ -290,6 +290,42 @@ TEST(Allocation, PowerLawFitHandChecked) {
   EXPECT_THROW(fit_power_law(at::tensor({2.0})), std::exception);
 }
 
+TEST(Allocation, SpectrumPeakHandChecked) {
+  // log10: 0, 1, 1, 2. Two bins of width 1: [0, 1) holds 1 value, [1, 2] holds 3 (the maximum closes
+  // the last bin): peak 10^1. Four bins of width 0.5: counts 1, 0, 2, 1: peak 10^1 again.
+  const at::Tensor v = at::tensor({1.0, 10.0, 10.0, 100.0, 0.0, -5.0});
+  EXPECT_NEAR(spectrum_peak(v, 2), 10.0, 1e-12);
+  EXPECT_NEAR(spectrum_peak(v, 4), 10.0, 1e-12);
+  // Equal counts go to the first bin: 1 and 100 in two bins.
+  EXPECT_NEAR(spectrum_peak(at::tensor({1.0, 100.0}), 2), 1.0, 1e-12);
+}
+
+TEST(Allocation, NearPeakFitUsesTheTailFromThePeak) {
+  // The body and tail of KsRejectsTheBodyBelowAPowerLawTail: the unrestricted search settles far out
+  // in the tail (xmin 2.45, 759 values); restricted to [0.95, 1.5] times the histogram's peak, the fit
+  // starts where the tail does and uses most of it, with the right exponent.
+  std::mt19937_64 rng(11);
+  std::vector<double> x = power_law_samples(rng, 3000, 2.5, 1.0);
+  for (int i = 0; i < 2000; ++i) x.push_back(0.2 + 0.8 * uniform(rng));
+  const at::Tensor samples = tensor_of(x);
+  const double peak = spectrum_peak(samples);
+  const PowerLawFit free = fit_power_law(samples), near = fit_power_law_near_peak(samples);
+  EXPECT_GE(near.xmin, 0.95 * peak);
+  EXPECT_LE(near.xmin, 1.5 * peak);
+  EXPECT_LT(near.xmin, free.xmin);
+  EXPECT_GT(near.tail, 2000);
+  EXPECT_NEAR(near.alpha, 2.5, 0.15);
+  // It is the unrestricted search's own estimate at that xmin.
+  const PowerLawFit at_xmin = fit_power_law_at(samples, near.xmin);
+  EXPECT_NEAR(at_xmin.alpha, near.alpha, 1e-12);
+  EXPECT_NEAR(at_xmin.ks, near.ks, 1e-12);
+  // When the fullest bin holds only the maximum, no candidate is in the window: all are admitted.
+  const at::Tensor top_heavy = at::tensor({1.0, 2.0, 3.0, 100.0, 100.0, 100.0, 100.0});
+  const PowerLawFit fallback = fit_power_law_near_peak(top_heavy), all = fit_power_law(top_heavy);
+  EXPECT_EQ(fallback.xmin, all.xmin);
+  EXPECT_EQ(fallback.alpha, all.alpha);
+}
+
 TEST(Allocation, EsdEigenvaluesAndAlpha) {
   at::manual_seed(12);
   const at::Tensor w = at::randn({48, 80});

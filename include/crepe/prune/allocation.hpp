@@ -21,8 +21,8 @@
 //
 // AlphaPruning (--alpha-eps eps, default 0.3)
 //   alpha_l = heavy-tail exponent of the eigenvalue spectrum of W^T W (the squared singular values
-//   of W; its zero eigenvalues are dropped), fitted by fit_power_law below (esd_alpha); alpha_b = mean over the
-//   block's layers;
+//   of W; its zero eigenvalues are dropped), fitted by fit_power_law_near_peak below (esd_alpha:
+//   AlphaPruning's default `alpha_peak`); alpha_b = mean over the block's layers;
 //   s_b = S (1 - eps) + 2 eps S (alpha_b - min alpha) / (max alpha - min alpha)
 //   then multiplied by one common factor so that the P-weighted mean is S (AlphaPruning's own
 //   rescaling), then match_mean_sparsity for the clamping. Smaller alpha = heavier tail = better
@@ -43,6 +43,14 @@
 //   F(x) = 1 - (x / x_min)^(1 - alpha), both one-sided gaps at every sample:
 //   KS = max_k max(F(x_(k)) - k/n, (k+1)/n - F(x_(k))). The x_min with the smallest KS wins (ties:
 //   the smaller x_min).
+// fit_power_law_near_peak (AlphaPruning's `xmin_peak`, the setting of its published runs)
+//   The same, with x_min restricted to [0.95 p, 1.5 p], p = spectrum_peak: the lower edge of the
+//   fullest of 100 equal bins of log10 x over [min, max]. Unrestricted, the KS search on a spectrum
+//   of a few hundred eigenvalues often settles on a short, noisy far tail. (AlphaPruning's code
+//   writes the lower bound as log10(0.95 p) and compares it with the eigenvalues themselves, a bound
+//   on another scale (below p = 1.05 it admits every eigenvalue); crepe uses the window as
+//   intended. Its KS takes the gap at k/n only.)
+//   With no candidate in the window, every candidate is admitted.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -107,6 +115,10 @@ struct PowerLawFit {
 // distinct positive values (std::invalid_argument via TORCH_CHECK otherwise).
 PowerLawFit fit_power_law(const at::Tensor& values);
 double hill_alpha(const at::Tensor& eigenvalues);  // fit_power_law(eigenvalues).alpha
+// The lower edge (a value, not its log) of the fullest of `bins` equal bins of log10 of the positive
+// values over [min, max]; the first such bin on equal counts.
+double spectrum_peak(const at::Tensor& values, int64_t bins = 100);
+PowerLawFit fit_power_law_near_peak(const at::Tensor& values, int64_t bins = 100);
 // The same estimate and KS distance for a given xmin (the tail x >= xmin; at least one value above
 // xmin). For diagnostics and tests: what the KS search compares.
 PowerLawFit fit_power_law_at(const at::Tensor& values, double xmin);
@@ -115,7 +127,7 @@ PowerLawFit fit_power_law_at(const at::Tensor& values, double xmin);
 // eigenvalues of the smaller Gram matrix (W W^T or W^T W) in float32; ascending, float64 on the
 // CPU. Rounding can leave the smallest ones slightly negative: the fit ignores those.
 at::Tensor esd_eigenvalues(const at::Tensor& weight);
-double esd_alpha(const at::Tensor& weight);  // hill_alpha(esd_eigenvalues(weight))
+double esd_alpha(const at::Tensor& weight);  // fit_power_law_near_peak(esd_eigenvalues(weight)).alpha
 
 std::vector<double> alpha_sparsities(const std::vector<double>& block_alpha, const std::vector<int64_t>& block_params,
                                      double target, double eps);
