@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -63,7 +64,10 @@ std::vector<prune::Group> parse_groups(const std::string& text) {
   std::vector<prune::Group> groups;
   std::stringstream in(text);
   std::string item;
-  while (std::getline(in, item, ',')) groups.push_back(prune::parse_group(item, "--groups"));
+  while (std::getline(in, item, ',')) {
+    const prune::Group group = prune::parse_group(item, "--groups");
+    if (std::find(groups.begin(), groups.end(), group) == groups.end()) groups.push_back(group);
+  }
   require(!groups.empty(), "--groups", "name at least one of layer, row");
   return groups;
 }
@@ -268,7 +272,7 @@ Action add_search_command(CLI::App& app) {
     mask.sparsity = mask.pattern.structured() ? static_cast<double>(mask.pattern.n) / mask.pattern.m : o->sparsity;
     require(o->sparsity >= 0 && o->sparsity < 1, "--sparsity", "must be in [0, 1)");
     const auto kernels = parse_kernels(o->kernels);
-    const auto groups = parse_groups(o->groups);
+    const auto groups = search::searched_groups(mask, parse_groups(o->groups));
     search::WeightHolding holding = search::parse_weight_holding(o->weights);
     // Before any of crepe's allocations on the device (see search::resolve_weight_holding).
     const std::optional<int64_t> device_free = run.placement.device.is_cpu() ? std::nullopt : free_memory(run.placement.device);
@@ -287,8 +291,10 @@ Action add_search_command(CLI::App& app) {
       const at::Tensor eval = eval_ids(*o, *tokenizer, seqlen);
       search::HillClimbOptions hill;
       hill.kernels = kernels;
+      hill.groups = groups;
       hill.budget = o->budget > 0 ? o->budget : 40;
-      search::Candidate start_point;  // crepe's defaults
+      search::Candidate start_point;  // crepe's defaults, in the first group searched
+      start_point.group = groups.front();
       const auto result = search::hill_climb(
           [&](const search::Candidate& c) { return search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run); },
           start_point, hill);

@@ -196,6 +196,11 @@ ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& st
   return inputs;
 }
 
+std::vector<prune::Group> searched_groups(const prune::MaskSpec& mask, const std::vector<prune::Group>& groups) {
+  if (!mask.pattern.structured() || groups.size() <= 1) return groups;
+  return {groups.front()};
+}
+
 SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options) {
   c10::InferenceMode inference;
   const auto start = Clock::now();
@@ -203,7 +208,8 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   result.best_value = std::numeric_limits<double>::infinity();
   const double sign = options.maximize ? -1.0 : 1.0;
   nlohmann::json trace = options.resume ? read_trace(options.trace_path) : nlohmann::json::object();
-  const int64_t pairs = static_cast<int64_t>(options.kernels.size() * options.groups.size());
+  const std::vector<prune::Group> groups = searched_groups(mask, options.groups);
+  const int64_t pairs = static_cast<int64_t>(options.kernels.size() * groups.size());
   const int64_t per_pair = std::max<int64_t>(8, options.budget / std::max<int64_t>(1, pairs));
   // Evaluations so far and where the overall best was found, carried across resumes in the trace.
   const nlohmann::json done = trace.contains("_progress") ? trace["_progress"] : nlohmann::json::object();
@@ -213,7 +219,7 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   result.seconds_to_best = done.value("seconds_to_best", 0.0);  // as measured by the run that found it
 
   for (int64_t kernel : options.kernels) {
-    for (prune::Group group : options.groups) {
+    for (prune::Group group : groups) {
       const std::string key = pair_key(kernel, group);
       CmaesOptions cma;
       cma.x0 = {0.0, -1.0, 0.5};  // RIA's beta = 1 and a = 0.5, a small neighbourhood weight
@@ -310,7 +316,10 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
       const double a = std::clamp(c.crepe.act_power + d, 0.0, 1.0);
       if (a != c.crepe.act_power) add([&](Candidate& n) { n.crepe.act_power = a; });
     }
-    add([](Candidate& n) { n.group = n.group == prune::Group::Layer ? prune::Group::Row : prune::Group::Layer; });
+    if (options.groups.size() > 1) {
+      const bool first = c.group == options.groups.front();
+      add([&](Candidate& n) { n.group = first ? options.groups[1] : options.groups.front(); });
+    }
     return out;
   };
   while (result.evaluations < options.budget) {

@@ -104,6 +104,36 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   EXPECT_EQ(resumed.evaluations_to_best, result.evaluations_to_best);  // carried in the trace
 }
 
+TEST(Pho, NofMSearchesOneComparisonGroup) {
+  // An N:M mask does not depend on the group: the whole budget goes to distinct configurations.
+  prune::MaskSpec unstructured, two_four;
+  two_four.pattern = prune::parse_pattern("2:4");
+  const std::vector<prune::Group> both = {prune::Group::Row, prune::Group::Layer};
+  EXPECT_EQ(searched_groups(unstructured, both), both);
+  EXPECT_EQ(searched_groups(two_four, both), std::vector<prune::Group>{prune::Group::Row});
+
+  c10::InferenceMode guard;
+  const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
+  at::manual_seed(5);
+  const at::Tensor ids = at::randint(512, {2, 32}, at::TensorOptions().dtype(at::kLong));
+  const engine::RunnerOptions run = test::test_runner_options();
+  const SearchStats stats = collect_search_stats(ckpt, ids, {1}, run, {{"test", 2}});
+  const ProxyInputs inputs = proxy_inputs(ckpt, stats, run);
+  test::TempDir dir;
+  PhoOptions options;
+  options.kernels = {3};
+  options.groups = both;
+  options.budget = 16;
+  options.progress = false;
+  options.trace_path = dir.file("trace.json");
+  const SearchResult result = pho_search(inputs, two_four, options);
+  ASSERT_EQ(result.summary.size(), 1u);
+  EXPECT_TRUE(result.summary.contains("k=3 row"));
+  EXPECT_EQ(result.best.group, prune::Group::Row);
+  EXPECT_GE(result.evaluations, 16);  // the whole budget on the one pair
+  for (const TracePoint& p : result.trace) EXPECT_EQ(p.candidate.group, prune::Group::Row);
+}
+
 TEST(Pho, StatisticsCacheIsReusedOnlyForTheSameRequest) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
@@ -196,6 +226,12 @@ TEST(Pho, HillClimbingFindsTheMinimumOfASmoothObjective) {
   ASSERT_GE(r.evaluations_to_best, 1);
   EXPECT_DOUBLE_EQ(r.trace[r.evaluations_to_best - 1].value, r.best_value);
   EXPECT_LT(r.trace[r.evaluations_to_best - 1].value, objective(start));
+
+  // With one group (an N:M search) the group is never flipped, though the objective prefers row.
+  options.groups = {prune::Group::Layer};
+  const SearchResult one = hill_climb(objective, start, options);
+  EXPECT_EQ(one.best.crepe.kernel_size, 5);
+  for (const TracePoint& p : one.trace) EXPECT_EQ(p.candidate.group, prune::Group::Layer);
 }
 
 TEST(Pho, LayerSelection) {

@@ -55,11 +55,16 @@ int64_t default_budget(Proxy proxy);
 // measured ranking of their correlations with perplexity (README, "PHO: choosing the proxy").
 Proxy default_proxy(const SearchStats& stats, int64_t num_layers);
 
+// The comparison groups worth searching for `mask`: all of `groups` for unstructured sparsity; for
+// N:M only the first, since an N:M mask is chosen inside each run of M inputs whatever the group
+// (searching both would spend half the budget on identical runs).
+std::vector<prune::Group> searched_groups(const prune::MaskSpec& mask, const std::vector<prune::Group>& groups);
+
 struct PhoOptions {
   Proxy proxy = Proxy::ReconDiag;
   bool maximize = false;  // the proxy's direction, as measured
   std::vector<int64_t> kernels = {1, 3, 5, 7};
-  std::vector<prune::Group> groups = {prune::Group::Layer, prune::Group::Row};
+  std::vector<prune::Group> groups = {prune::Group::Layer, prune::Group::Row};  // as searched_groups keeps them
   int64_t budget = 400;  // proxy evaluations in all
   uint64_t seed = 0;
   std::string trace_path;  // written after every generation; resumed from when `resume`
@@ -111,12 +116,14 @@ double pruned_perplexity(const io::Checkpoint& checkpoint, const at::Tensor& cal
 
 struct HillClimbOptions {
   std::vector<int64_t> kernels = {1, 3, 5, 7};
+  std::vector<prune::Group> groups = {prune::Group::Layer, prune::Group::Row};  // one: the group is not searched
   int64_t budget = 40;  // perplexity evaluations
   bool progress = true;
 };
 
 // The paper's baseline: coordinate hill climbing on (k, beta, gamma, a, group) with real
-// perplexity, starting from `start`; each step tries one coordinate up and down.
+// perplexity, starting from `start`; each step tries one coordinate up and down (the group: the
+// other of options.groups, when there are two).
 SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexity_of, const Candidate& start,
                         const HillClimbOptions& options);
 
