@@ -24,6 +24,7 @@
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/core/interrupt.hpp"
 #include "crepe/io/checkpoint_writer.hpp"
+#include "crepe/io/output_paths.hpp"
 #include "crepe/io/partial_run.hpp"
 #include "crepe/prune/permutation_file.hpp"
 #include "crepe/prune/pipeline.hpp"
@@ -199,9 +200,7 @@ void write_report_atomically(const std::string& dir, const ordered_json& report)
 nlohmann::json resume_request(const PruneOptions& o, const io::Checkpoint& ckpt, const prune::PruneConfig& config) {
   nlohmann::json calibration = {{"nsamples", o.nsamples}, {"seqlen", o.seqlen}, {"seed", o.seed},
                                 {"tokenizer_kind", o.tokenizer_kind}, {"data", o.calib_data}};
-  if (!o.calib_data.empty() && std::filesystem::exists(o.calib_data)) {
-    calibration["data_size"] = std::filesystem::file_size(o.calib_data);
-  }
+  if (!o.calib_data.empty()) calibration["data_file"] = io::file_fingerprint(o.calib_data);
   return {{"crepe_version", CREPE_VERSION}, {"input", io::checkpoint_fingerprint(ckpt)},
           {"hyperparameters", hyperparameters(config)}, {"calibration", calibration},
           {"device", o.device.device}, {"dtype", o.device.dtype}};
@@ -335,8 +334,9 @@ Action add_prune_command(CLI::App& app) {
     const Placement placement = run.placement;
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
     if (o->check_finite) ckpt.check_finite();
-    // Both check the output before any long work; the partial run first, as resuming clears what a
-    // killed run left behind (its temporary output directory).
+    // The output is checked before any long work, against every input; then the partial run, as
+    // resuming clears what a killed run left behind (its temporary output directory).
+    io::check_output_directory(o->out, {o->model, o->calib_data, o->eval_data, o->config}, o->force);
     io::PartialRun partial(o->out, resume_request(*o, ckpt, config), o->resume, o->force);
     io::CheckpointWriter writer(ckpt, o->out, o->force);
     if (o->resume) {

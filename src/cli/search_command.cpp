@@ -19,6 +19,8 @@
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
 #include "crepe/core/rng.hpp"
+#include "crepe/io/output_paths.hpp"
+#include "crepe/io/partial_run.hpp"
 #include "crepe/search/pho.hpp"
 #include "crepe/text/corpus.hpp"
 #include "crepe/text/tokenizer.hpp"
@@ -277,6 +279,11 @@ Action add_search_command(CLI::App& app) {
     // Before any of crepe's allocations on the device (see search::resolve_weight_holding).
     const std::optional<int64_t> device_free = run.placement.device.is_cpu() ? std::nullopt : free_memory(run.placement.device);
     const auto blocks = search::parse_layer_selection(o->layers, ckpt.num_layers(), "--layers");
+    // The outputs, before any long work: never an input, never a folder, in a folder that exists.
+    const std::vector<std::string> inputs = {o->model, o->calib_data, o->eval_data, o->proxy_data, o->correlate_from};
+    io::check_output_file(o->out, inputs);
+    io::check_output_file(o->out + ".trace.json", inputs);
+    if (!o->stats_path.empty()) io::check_output_file(o->stats_path, inputs);
     const int64_t seqlen = capped_seqlen(o->seqlen, ckpt, "--seqlen");
     run.progress = false;
 
@@ -325,7 +332,7 @@ Action add_search_command(CLI::App& app) {
           });
         }
         measured["target"] = target_of(*o, mask);
-        std::ofstream(o->out) << measured.dump(2) << "\n";
+        io::write_file_atomically(o->out, measured.dump(2) + "\n");
         if (o->json) print_json(measured.dump(2));
         for (const auto& [proxy, rho] : measured["spearman"].items()) {
           std::printf("%-10s Spearman rho with perplexity: %+.3f\n", proxy.c_str(), rho.get<double>());
@@ -341,6 +348,12 @@ Action add_search_command(CLI::App& app) {
       pho.seed = o->seed;
       pho.trace_path = o->out + ".trace.json";
       pho.resume = o->resume;
+      pho.request = {{"crepe_version", CREPE_VERSION}, {"model", io::checkpoint_fingerprint(ckpt)}, {"target", target_of(*o, mask)},
+                     {"proxy", search::proxy_name(pho.proxy)}, {"maximize", pho.maximize}, {"kernels", kernels},
+                     {"groups", o->groups}, {"budget", pho.budget}, {"seed", o->seed}, {"layers", blocks},
+                     {"calibration", {{"data", o->calib_data}, {"nsamples", o->nsamples}, {"seqlen", seqlen}}},
+                     {"proxy_data", o->proxy_data}, {"proxy_samples", o->proxy_samples},
+                     {"device", o->device.device}, {"dtype", o->device.dtype}};
       std::string why;
       const bool usable = search::available(pho.proxy, inputs, &why);  // fills `why` before the message is built
       require(usable, "--proxy", std::string(search::proxy_name(pho.proxy)) + " " + why);
@@ -355,7 +368,7 @@ Action add_search_command(CLI::App& app) {
     }
     out["_calibration"] = {{"data", o->calib_data}, {"nsamples", o->nsamples}, {"seqlen", seqlen}, {"seed", o->seed}};
     out["_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::ofstream(o->out) << out.dump(2) << "\n";
+    io::write_file_atomically(o->out, out.dump(2) + "\n");
     if (o->json) print_json(out.dump(2));
     else std::printf("found %s -> %s\n", out.dump().c_str(), o->out.c_str());
     return 0;

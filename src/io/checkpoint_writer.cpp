@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "crepe/core/error.hpp"
+#include "crepe/io/output_paths.hpp"
 
 namespace crepe::io {
 namespace {
@@ -15,15 +16,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kIndexName = "model.safetensors.index.json";
-
-bool is_inside(const fs::path& candidate, const fs::path& dir) {
-  const fs::path c = fs::weakly_canonical(candidate), d = fs::weakly_canonical(dir);
-  auto ci = c.begin();
-  for (auto di = d.begin(); di != d.end(); ++di, ++ci) {
-    if (ci == c.end() || *ci != *di) return false;
-  }
-  return true;
-}
 
 // Files that travel with a checkpoint: everything at the top level but the weights, their index,
 // and an earlier crepe run's own files.
@@ -55,11 +47,8 @@ std::string make_temp_dir(const fs::path& out) {
 
 CheckpointWriter::CheckpointWriter(const Checkpoint& source, std::string out_dir, bool force)
     : source_(source), out_dir_(std::move(out_dir)), force_(force) {
-  const fs::path out = fs::absolute(out_dir_).lexically_normal();
-  require(!out_dir_.empty() && out.has_filename(), out_dir_, "invalid output directory");
-  require(!is_inside(out, source.dir()), out_dir_, "the output must not be the input directory or inside it");
-  require(!fs::exists(out) || force_, out_dir_, "already exists (use --force to replace it)");
-  require(!fs::exists(out) || fs::is_directory(out), out_dir_, "exists and is not a directory");
+  check_output_directory(out_dir_, {source.dir()}, force_);
+  const fs::path out = normalised_path(out_dir_);
   std::error_code ec;
   fs::create_directories(out.parent_path(), ec);
   require(!ec, out.parent_path().string(), "cannot create directory: " + ec.message());
@@ -127,7 +116,7 @@ void CheckpointWriter::commit() {
   copy_side_files();
   for (const auto& [name, contents] : extra_files_) write_whole_file(fs::path(temp_dir_) / name, contents);
 
-  const fs::path out = fs::absolute(out_dir_).lexically_normal();
+  const fs::path out = normalised_path(out_dir_);
   std::error_code ec;
   if (fs::exists(out)) {
     // --force: move the old output aside first so that a failure here never loses both.

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "crepe/core/error.hpp"
+#include "crepe/io/output_paths.hpp"
 
 namespace crepe::io {
 namespace {
@@ -19,6 +20,12 @@ uint64_t fnv1a(uint64_t hash, const void* data, size_t size) {
   const auto* bytes = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
   return hash;
+}
+
+std::string hex(uint64_t value) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+  return text;
 }
 
 std::string read_all(const fs::path& path) {
@@ -40,7 +47,7 @@ std::string header_bytes(const fs::path& shard) {
 // A killed run cannot remove the temporary output directory it was filling (.NAME.crepe-tmp-*);
 // the run that resumes it does.
 void remove_stale_temporaries(const std::string& out_dir) {
-  const fs::path out = fs::absolute(out_dir).lexically_normal();
+  const fs::path out = normalised_path(out_dir);
   const std::string prefix = "." + out.filename().string() + ".crepe-tmp-";
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(out.parent_path(), ec)) {
@@ -56,24 +63,36 @@ std::string checkpoint_fingerprint(const Checkpoint& checkpoint) {
   hash = fnv1a(hash, config.data(), config.size());
   for (const std::string& shard : checkpoint.tensors().shard_files()) {
     const fs::path path = fs::path(checkpoint.dir()) / shard;
-    const uint64_t size = fs::file_size(path);
+    const std::string file = file_fingerprint(path.string());
     const std::string header = header_bytes(path);
     hash = fnv1a(hash, shard.data(), shard.size());
-    hash = fnv1a(hash, &size, sizeof size);
+    hash = fnv1a(hash, file.data(), file.size());
     hash = fnv1a(hash, header.data(), header.size());
   }
-  char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
-  return text;
+  return hex(hash);
+}
+
+std::string file_fingerprint(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return "";
+  const uint64_t size = fs::file_size(path, ec);
+  const auto modified = fs::last_write_time(path, ec).time_since_epoch().count();
+  if (ec) return "";
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  hash = fnv1a(hash, &size, sizeof size);
+  hash = fnv1a(hash, &modified, sizeof modified);
+  return hex(hash);
 }
 
 PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool resume, bool force)
-    : dir_(fs::absolute(out_dir).lexically_normal().string() + ".partial") {
+    : dir_(normalised_path(out_dir) + ".partial") {
   const fs::path manifest_path = fs::path(dir_) / "manifest.json";
   if (!resume) {
     require(!fs::exists(dir_) || force, dir_,
             "an interrupted run left its finished blocks here: add --resume to continue it, or --force to start over");
-    fs::remove_all(dir_);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    require(!ec, dir_, "cannot remove the earlier run's finished blocks: " + ec.message());
     // The directory appears with the first finished block (save_block): a run that fails before
     // that (bad input, or --out inside --model, refused next) leaves nothing behind.
     manifest_ = {{"request", std::move(request)}, {"blocks", nlohmann::json::object()}};
@@ -89,9 +108,13 @@ PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool 
   require(manifest_.contains("request") && manifest_.contains("blocks"), manifest_path.string(), "corrupt manifest");
   const nlohmann::json& recorded = manifest_["request"];
   for (const auto& [key, value] : request.items()) {
+    const std::string why = key == "input" ? "the model's files changed since the interrupted run (config.json, or a "
+                                             "shard's size, header or modification time)"
+                                           : "'" + key + "' differs from the interrupted run (it had " +
+                                                 (recorded.contains(key) ? recorded[key].dump() : std::string("nothing")) +
+                                                 ", now " + value.dump() + ")";
     require(recorded.contains(key) && recorded[key] == value, dir_,
-            "cannot resume: '" + key + "' differs from the interrupted run (it had " +
-                (recorded.contains(key) ? recorded[key].dump() : std::string("nothing")) + ", now " + value.dump() + ")");
+            "cannot resume: " + why + "; run again with --force instead of --resume");
   }
 }
 
@@ -125,15 +148,8 @@ void PartialRun::save_block(int64_t block, const std::vector<std::pair<std::stri
 }
 
 void PartialRun::write_manifest() const {
-  const fs::path path = fs::path(dir_) / "manifest.json";
-  const std::string temp = path.string() + ".tmp";
-  {
-    std::ofstream out(temp);
-    out << manifest_.dump() << "\n";  // compact: with --permute it holds every layer's channel order
-    out.flush();
-    require(static_cast<bool>(out), temp, "cannot write (disk full?)");
-  }
-  fs::rename(temp, path);
+  // Compact: with --permute it holds every layer's channel order.
+  write_file_atomically((fs::path(dir_) / "manifest.json").string(), manifest_.dump() + "\n");
 }
 
 void PartialRun::remove() {

@@ -14,6 +14,7 @@
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
 #include "crepe/eval/perplexity.hpp"
+#include "crepe/io/output_paths.hpp"
 #include "crepe/search/cmaes.hpp"
 #include "crepe/search/network_proxy.hpp"
 
@@ -39,10 +40,21 @@ nlohmann::json read_trace(const std::string& path) {
 }
 
 void write_trace(const std::string& path, const nlohmann::json& trace) {
-  if (path.empty()) return;
-  const std::string temp = path + ".tmp";
-  std::ofstream(temp) << trace.dump() << "\n";
-  std::filesystem::rename(temp, path);
+  if (!path.empty()) io::write_file_atomically(path, trace.dump() + "\n");
+}
+
+// A trace continues only the search that wrote it: same model, target, proxy, space, budget, seed
+// and data (PhoOptions::request).
+void check_trace_request(const nlohmann::json& trace, const nlohmann::json& request, const std::string& path) {
+  require(trace.contains("_request"), path,
+          "this trace does not record what it searched (an earlier crepe wrote it); run without --resume");
+  const nlohmann::json& recorded = trace["_request"];
+  for (const auto& [key, value] : request.items()) {
+    require(recorded.contains(key) && recorded[key] == value, path,
+            "cannot resume: '" + key + "' differs from the interrupted search (it had " +
+                (recorded.contains(key) ? recorded[key].dump() : std::string("nothing")) + ", now " + value.dump() +
+                "); run without --resume to start over");
+  }
 }
 
 }  // namespace
@@ -208,6 +220,8 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   result.best_value = std::numeric_limits<double>::infinity();
   const double sign = options.maximize ? -1.0 : 1.0;
   nlohmann::json trace = options.resume ? read_trace(options.trace_path) : nlohmann::json::object();
+  if (options.resume) check_trace_request(trace, options.request, options.trace_path);
+  trace["_request"] = options.request;
   const std::vector<prune::Group> groups = searched_groups(mask, options.groups);
   const int64_t pairs = static_cast<int64_t>(options.kernels.size() * groups.size());
   const int64_t per_pair = std::max<int64_t>(8, options.budget / std::max<int64_t>(1, pairs));

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 
@@ -139,7 +140,33 @@ TEST(PruneCli, RefusesToOverwriteOrWriteIntoTheInput) {
 
   const auto inside = run_crepe(prune_args(model, model + "/pruned", {}));
   EXPECT_EQ(inside.exit_code, 2);
-  EXPECT_NE(inside.err.find("input directory"), std::string::npos);
+  EXPECT_NE(inside.err.find("lies inside, the input"), std::string::npos) << inside.err;
+
+  // --force never deletes an input: not a model inside the output, not a data file inside it.
+  fs::create_directories(dir.file("parent/model"));
+  for (const auto& entry : fs::directory_iterator(model)) fs::copy_file(entry.path(), dir.file("parent/model") + "/" + entry.path().filename().string());
+  const auto above = run_crepe(prune_args(dir.file("parent/model"), dir.file("parent"), {"--force"}));
+  EXPECT_EQ(above.exit_code, 2);
+  EXPECT_NE(above.err.find("contains the input"), std::string::npos) << above.err;
+  EXPECT_TRUE(fs::exists(dir.file("parent/model/model.safetensors")));
+  fs::create_directory(dir.file("data"));
+  test::write_file(dir.file("data/calib.txt"), test::read_file(shared_path("data/tinystories-val.txt")).substr(0, 20000));
+  auto with_calib = prune_args(model, dir.file("data"), {"--force"});
+  with_calib[std::find(with_calib.begin(), with_calib.end(), "--calib-data") - with_calib.begin() + 1] = dir.file("data/calib.txt");
+  const auto data_inside = run_crepe(with_calib);
+  EXPECT_EQ(data_inside.exit_code, 2);
+  EXPECT_NE(data_inside.err.find("calib.txt"), std::string::npos) << data_inside.err;
+  EXPECT_TRUE(fs::exists(dir.file("data/calib.txt")));
+  // A file where a folder of the output should be: one line, exit 2, nothing touched.
+  test::write_file(dir.file("precious.json"), "{}");
+  const auto file_parent = run_crepe(prune_args(model, dir.file("precious.json/sub"), {"--force"}));
+  EXPECT_EQ(file_parent.exit_code, 2);
+  EXPECT_NE(file_parent.err.find("is not a directory"), std::string::npos) << file_parent.err;
+  EXPECT_EQ(read_file(dir.file("precious.json")), "{}");
+  // A trailing slash names the same directory.
+  const auto slash = run_crepe(prune_args(model, dir.file("slashed") + "/", {}));
+  ASSERT_EQ(slash.exit_code, 0) << slash.err;
+  EXPECT_TRUE(fs::exists(dir.file("slashed/model.safetensors")));
   // No temporary directories are left next to the output.
   for (const auto& entry : fs::directory_iterator(dir.path())) {
     EXPECT_EQ(entry.path().filename().string().find(".crepe-tmp"), std::string::npos) << entry.path();
@@ -261,6 +288,54 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
   const auto h = nlohmann::json::parse(prune.out).at("hyperparameters");
   EXPECT_DOUBLE_EQ(h.at("gamma").get<double>(), found.at("gamma").get<double>());
   EXPECT_EQ(h.at("kernel_size"), found.at("kernel-size"));
+}
+
+TEST(SearchCli, OutputIsCheckedFirstAndResumeContinuesOnlyTheSameSearch) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("model"));
+  for (const auto& entry : fs::directory_iterator(test::shared_path("models/stories260k"))) {
+    fs::copy_file(entry.path(), dir.file("model") + "/" + entry.path().filename().string());
+  }
+  const std::string config = test::read_file(dir.file("model/config.json"));
+  const std::vector<std::string> common = {"search", "--model", dir.file("model"), "--calib-data",
+                                           test::shared_path("data/tinystories-val.txt"), "--nsamples", "4", "--seqlen",
+                                           "32", "--budget", "14", "--kernels", "3", "--groups", "layer", "-q"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = common;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_crepe(args);
+  };
+  const auto into_model = with({"--out", dir.file("model/config.json")});
+  EXPECT_EQ(into_model.exit_code, 2);
+  EXPECT_NE(into_model.err.find("inputs are never written"), std::string::npos) << into_model.err;
+  EXPECT_EQ(test::read_file(dir.file("model/config.json")), config);
+  EXPECT_FALSE(fs::exists(dir.file("model/config.json.trace.json")));
+  fs::create_directory(dir.file("folder"));
+  const auto folder = with({"--out", dir.file("folder")});
+  EXPECT_EQ(folder.exit_code, 2);
+  EXPECT_NE(folder.err.find("is a directory"), std::string::npos) << folder.err;
+  const auto nowhere = with({"--out", dir.file("missing/found.json")});
+  EXPECT_EQ(nowhere.exit_code, 2);
+  EXPECT_NE(nowhere.err.find("does not exist"), std::string::npos) << nowhere.err;
+
+  const auto first = with({"--out", dir.file("found.json")});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const auto found = nlohmann::json::parse(test::read_file(dir.file("found.json")));
+  const auto again = with({"--out", dir.file("found.json"), "--resume"});  // the finished search, continued
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const auto resumed = nlohmann::json::parse(test::read_file(dir.file("found.json")));
+  for (const char* key : {"kernel-size", "beta", "gamma", "act-power"}) EXPECT_EQ(resumed.at(key), found.at(key)) << key;
+  EXPECT_EQ(resumed.at("_search").at("evaluations"), found.at("_search").at("evaluations"));  // none added
+  for (const std::vector<std::string>& change : {std::vector<std::string>{"--sparsity", "0.6"},
+                                                 std::vector<std::string>{"--pattern", "2:4"},
+                                                 std::vector<std::string>{"--proxy", "recon_diag"},
+                                                 std::vector<std::string>{"--seed", "1"}}) {
+    std::vector<std::string> extra = {"--out", dir.file("found.json"), "--resume"};
+    extra.insert(extra.end(), change.begin(), change.end());
+    const auto other = with(extra);
+    EXPECT_EQ(other.exit_code, 2) << change[0];
+    EXPECT_NE(other.err.find("cannot resume"), std::string::npos) << other.err;
+  }
 }
 
 TEST(SearchCli, AutoProxyFollowsTheLayersInUseAndKlNeedsThemAll) {
@@ -520,6 +595,37 @@ TEST(PruneCli, LeftoverPartialRunIsNeverSilentlyDiscarded) {
   const auto nothing = test::run_crepe(prune_args(model, dir.file("fresh"), {"--resume"}));
   EXPECT_EQ(nothing.exit_code, 2);
   EXPECT_NE(nothing.err.find("nothing to resume"), std::string::npos);
+}
+
+TEST(PruneCli, ResumeRefusesAModelRewrittenSinceTheInterruption) {
+  // A new fine-tune exported over the old one keeps names, shapes and sizes; its files are newer.
+  test::TempDir dir;
+  fs::create_directories(dir.file("model"));
+  for (const auto& entry : fs::directory_iterator(test::shared_path("models/stories260k"))) {
+    fs::copy_file(entry.path(), dir.file("model") + "/" + entry.path().filename().string());
+  }
+  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "1:int", 1);
+  ASSERT_EQ(test::run_crepe(prune_args(dir.file("model"), dir.file("out"), {})).exit_code, 130);
+  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  const fs::path weights = dir.file("model/model.safetensors");
+  fs::last_write_time(weights, fs::last_write_time(weights) + std::chrono::seconds(5));
+  const auto resumed = test::run_crepe(prune_args(dir.file("model"), dir.file("out"), {"--resume"}));
+  EXPECT_EQ(resumed.exit_code, 2);
+  EXPECT_NE(resumed.err.find("model's files changed"), std::string::npos) << resumed.err;
+  EXPECT_TRUE(fs::exists(dir.file("out.partial/manifest.json")));  // the saved blocks stay
+}
+
+TEST(PruneCli, CalibrationDataThatIsNotAFileIsAnInputError) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/stories260k");
+  for (const std::string& data : {dir.path(), std::string("/dev/null")}) {
+    auto args = prune_args(model, dir.file("out"), {});
+    args[std::find(args.begin(), args.end(), "--calib-data") - args.begin() + 1] = data;
+    const auto r = test::run_crepe(args);
+    EXPECT_EQ(r.exit_code, 2) << data << ": " << r.err;
+    EXPECT_NE(r.err.find(data), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir.file("out")));
+  }
 }
 
 TEST(PruneCli, SameCommandTwiceGivesByteIdenticalOutput) {

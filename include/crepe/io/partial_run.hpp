@@ -17,8 +17,13 @@
 
 namespace crepe::io {
 
-// A cheap fingerprint of a checkpoint: config.json and every shard's name, size and header bytes.
+// A cheap fingerprint of a checkpoint: config.json and every shard's name, size, modification time
+// and header bytes. Hashing the weights themselves would read the whole model (minutes for 70B);
+// the modification time catches a model rewritten in place with the same shapes (a new fine-tune).
 std::string checkpoint_fingerprint(const Checkpoint& checkpoint);
+// The same for one data file: its size and modification time ("" when it is not a regular file:
+// a pipe, whose contents cannot be fingerprinted without reading them).
+std::string file_fingerprint(const std::string& path);
 
 class PartialRun {
  public:

@@ -68,7 +68,8 @@ struct PhoOptions {
   int64_t budget = 400;  // proxy evaluations in all
   uint64_t seed = 0;
   std::string trace_path;  // written after every generation; resumed from when `resume`
-  bool resume = false;
+  bool resume = false;     // InputError unless the trace recorded the same `request`
+  nlohmann::json request = nlohmann::json::object();  // what is searched, as the caller identifies it
   bool progress = true;
 };
 

@@ -1,0 +1,103 @@
+#include "crepe/io/output_paths.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+#include "crepe/core/error.hpp"
+
+namespace crepe::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path resolved(const std::string& path) {
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(fs::absolute(path), ec);
+  if (ec) p = fs::absolute(path).lexically_normal();
+  if (!p.has_filename() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
+  return p;
+}
+
+// The nearest ancestor of `path` that exists, or an empty path.
+fs::path existing_ancestor(const fs::path& path) {
+  std::error_code ec;
+  for (fs::path p = path.parent_path(); !p.empty(); p = p.parent_path()) {
+    if (fs::exists(p, ec)) return p;
+    if (p == p.root_path()) break;
+  }
+  return {};
+}
+
+void check_not_an_input(const std::string& out, const std::vector<std::string>& inputs, bool may_contain) {
+  for (const std::string& input : inputs) {
+    if (input.empty()) continue;
+    require(!path_is_inside(out, input), out, "is, or lies inside, the input " + input + ": inputs are never written");
+    if (may_contain) continue;
+    require(!path_is_inside(input, out), out,
+            "contains the input " + input + ": replacing it would delete that input; choose another output");
+  }
+}
+
+}  // namespace
+
+std::string normalised_path(const std::string& path) { return resolved(path).string(); }
+
+bool path_is_inside(const std::string& candidate, const std::string& dir) {
+  const fs::path c = resolved(candidate), d = resolved(dir);
+  auto ci = c.begin();
+  for (auto di = d.begin(); di != d.end(); ++di, ++ci) {
+    if (ci == c.end() || *ci != *di) return false;
+  }
+  return true;
+}
+
+void check_output_directory(const std::string& out_dir, const std::vector<std::string>& inputs, bool force) {
+  require(!out_dir.empty(), "--out", "must name an output directory");
+  const fs::path out = resolved(out_dir);
+  require(out.has_parent_path() && out != out.root_path(), out_dir, "cannot be the root directory");
+  check_not_an_input(out_dir, inputs, /*may_contain=*/false);
+  std::error_code ec;
+  const bool exists = fs::exists(out, ec);
+  require(!exists || force, out_dir, "already exists (use --force to replace it)");
+  require(!exists || fs::is_directory(out, ec), out_dir, "exists and is not a directory");
+  const fs::path ancestor = existing_ancestor(out);
+  require(!ancestor.empty() && fs::is_directory(ancestor, ec), out_dir,
+          ancestor.string() + " is not a directory, so the output cannot be made there");
+}
+
+void check_output_file(const std::string& path, const std::vector<std::string>& inputs) {
+  require(!path.empty(), "--out", "must name an output file");
+  const fs::path out = resolved(path);
+  check_not_an_input(path, inputs, /*may_contain=*/true);
+  std::error_code ec;
+  require(!fs::is_directory(out, ec), path, "is a directory; name the file to write");
+  const fs::path folder = out.parent_path();
+  require(fs::is_directory(folder, ec), path, "its folder " + folder.string() + " does not exist or is not a directory");
+}
+
+void write_file_atomically(const std::string& path, const std::string& contents) {
+  const std::string temp = path + ".crepe-tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    require(static_cast<bool>(out), path, std::string("cannot write here: ") + std::strerror(errno));
+    out << contents;
+    out.flush();
+    if (!out) {
+      out.close();
+      std::remove(temp.c_str());
+      throw_input_error(path, "cannot write all of it (disk full?)");
+    }
+  }
+  std::error_code ec;
+  fs::rename(temp, path, ec);
+  if (ec) {
+    std::remove(temp.c_str());
+    throw_input_error(path, "cannot put the written file in place: " + ec.message());
+  }
+}
+
+}  // namespace crepe::io

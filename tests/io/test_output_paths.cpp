@@ -1,0 +1,58 @@
+// Output path checks: inputs are never written, moved or deleted; outputs are written whole or not at all.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "crepe/core/error.hpp"
+#include "crepe/io/output_paths.hpp"
+#include "test_support.hpp"
+
+namespace crepe::io {
+namespace {
+
+namespace fs = std::filesystem;
+using crepe::test::TempDir;
+
+TEST(OutputPaths, InsideIsDecidedOnResolvedPaths) {
+  TempDir dir;
+  fs::create_directories(dir.file("a/b"));
+  EXPECT_TRUE(path_is_inside(dir.file("a/b"), dir.file("a")));
+  EXPECT_TRUE(path_is_inside(dir.file("a") + "/", dir.file("a")));                 // trailing slash
+  EXPECT_TRUE(path_is_inside(dir.file("a/b/../b/new"), dir.file("a/b")));          // "..", not yet existing
+  EXPECT_FALSE(path_is_inside(dir.file("ab"), dir.file("a")));                     // a prefix is not a parent
+  EXPECT_FALSE(path_is_inside(dir.file("a"), dir.file("a/b")));
+  fs::create_directory_symlink(dir.file("a/b"), dir.file("link"));
+  EXPECT_TRUE(path_is_inside(dir.file("link/x"), dir.file("a/b")));                 // through a symlink
+  EXPECT_EQ(normalised_path(dir.file("a") + "/"), normalised_path(dir.file("a")));
+}
+
+TEST(OutputPaths, OutputDirectoryNeverReplacesAnInput) {
+  TempDir dir;
+  fs::create_directories(dir.file("out/model"));
+  test::write_file(dir.file("data.txt"), "text");
+  EXPECT_NO_THROW(check_output_directory(dir.file("new"), {dir.file("out/model"), dir.file("data.txt")}, false));
+  EXPECT_THROW(check_output_directory(dir.file("out"), {dir.file("out/model")}, true), InputError);  // contains it
+  EXPECT_THROW(check_output_directory(dir.file("out/model/x"), {dir.file("out/model")}, true), InputError);  // inside it
+  EXPECT_THROW(check_output_directory(dir.file("out"), {}, false), InputError);  // exists, no --force
+  EXPECT_NO_THROW(check_output_directory(dir.file("out"), {dir.file("data.txt")}, true));
+  EXPECT_THROW(check_output_directory(dir.file("data.txt/sub"), {}, true), InputError);  // a file in the way
+  EXPECT_THROW(check_output_directory("", {}, true), InputError);
+  EXPECT_THROW(check_output_directory("/", {}, true), InputError);
+}
+
+TEST(OutputPaths, OutputFileChecksAndAtomicWrite) {
+  TempDir dir;
+  fs::create_directories(dir.file("model"));
+  EXPECT_THROW(check_output_file(dir.file("model/config.json"), {dir.file("model")}), InputError);
+  EXPECT_THROW(check_output_file(dir.file("model"), {}), InputError);           // a directory
+  EXPECT_THROW(check_output_file(dir.file("missing/x.json"), {}), InputError);  // no such folder
+  EXPECT_NO_THROW(check_output_file(dir.file("x.json"), {dir.file("model")}));
+  write_file_atomically(dir.file("x.json"), "first");
+  write_file_atomically(dir.file("x.json"), "second");
+  EXPECT_EQ(test::read_file(dir.file("x.json")), "second");
+  EXPECT_FALSE(fs::exists(dir.file("x.json.crepe-tmp")));
+  EXPECT_THROW(write_file_atomically(dir.file("missing/x.json"), "text"), InputError);
+}
+
+}  // namespace
+}  // namespace crepe::io
