@@ -54,7 +54,7 @@ Action add_eval_command(CLI::App& app) {
     engine::RunnerOptions run = runner_options(options->device);  // checks --device/--dtype first
     const io::Checkpoint ckpt = io::Checkpoint::open(options->model);
     if (options->check_finite) ckpt.check_finite();
-    const auto tokenizer = model_tokenizer(options->model, options->tokenizer_kind);
+    const auto tokenizer = model_tokenizer(ckpt, options->tokenizer_kind);
     const int64_t seqlen = capped_seqlen(options->seqlen, ckpt, "--seqlen");
     const text::EvalWindows windows = held_out_windows(*tokenizer, options->data, seqlen, options->max_windows);
     run.progress_label = "eval";

@@ -115,7 +115,7 @@ Calibration calibrate(const PruneOptions& o, const io::Checkpoint& ckpt, const p
   }
   const int64_t seqlen = capped_seqlen(o.seqlen, ckpt, "--seqlen");
   if (!o.calib_data.empty()) {
-    const auto tokenizer = model_tokenizer(o.model, o.tokenizer_kind);
+    const auto tokenizer = model_tokenizer(ckpt, o.tokenizer_kind);
     const auto documents = text::read_documents(o.calib_data);
     const text::CalibrationSet set = text::sample_calibration(documents, *tokenizer, o.nsamples, seqlen, o.seed, o.calib_data);
     spdlog::info("calibration: {} windows of {} tokens from {} ({} documents, {} tokens)", o.nsamples, seqlen,
@@ -146,7 +146,7 @@ std::optional<eval::PerplexityResult> evaluate(const PruneOptions& o, const std:
   if (o.eval_data.empty()) return std::nullopt;
   const io::Checkpoint ckpt = io::Checkpoint::open(model_dir);
   const int64_t seqlen = capped_seqlen(o.eval_seqlen, ckpt, "--eval-seqlen");
-  const auto windows = held_out_windows(*model_tokenizer(model_dir, o.tokenizer_kind), o.eval_data, seqlen, o.eval_max_windows);
+  const auto windows = held_out_windows(*model_tokenizer(ckpt, o.tokenizer_kind), o.eval_data, seqlen, o.eval_max_windows);
   return eval::perplexity(ckpt, windows.ids, run);
 }
 

@@ -287,7 +287,7 @@ Action add_search_command(CLI::App& app) {
     const int64_t seqlen = capped_seqlen(o->seqlen, ckpt, "--seqlen");
     run.progress = false;
 
-    const auto tokenizer = model_tokenizer(o->model);
+    const auto tokenizer = model_tokenizer(ckpt);
     const at::Tensor calib = calibration_ids(*o, *tokenizer, seqlen);
     ordered_json out;
     out["method"] = "crepe";

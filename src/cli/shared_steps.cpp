@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "crepe/core/error.hpp"
+
 namespace crepe::cli {
 
 int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const char* option) {
@@ -11,8 +13,13 @@ int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const
   return context;
 }
 
-std::unique_ptr<text::Tokenizer> model_tokenizer(const std::string& model_dir, const std::string& kind) {
-  return text::load_tokenizer(model_dir, text::parse_tokenizer_kind(kind, "--tokenizer-kind"));
+std::unique_ptr<text::Tokenizer> model_tokenizer(const io::Checkpoint& checkpoint, const std::string& kind) {
+  auto tokenizer = text::load_tokenizer(checkpoint.dir(), text::parse_tokenizer_kind(kind, "--tokenizer-kind"));
+  const int64_t rows = checkpoint.config().vocab_size;
+  require(tokenizer->vocab_size() <= rows, checkpoint.dir(),
+          "its tokenizer (" + tokenizer->describe() + ") has more tokens than the model's " + std::to_string(rows) +
+              " embedding rows (config.json vocab_size): they do not belong together");
+  return tokenizer;
 }
 
 text::EvalWindows held_out_windows(const text::Tokenizer& tokenizer, const std::string& data, int64_t seqlen,

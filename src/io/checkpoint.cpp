@@ -110,6 +110,22 @@ void Checkpoint::validate_tensors() const {
   expect("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
   expect("model.norm.weight", {c.hidden_size});
   if (!c.tie_word_embeddings) expect("lm_head.weight", {c.vocab_size, c.hidden_size});
+  // Tensors that config.json does not account for would be silently left out of the computation:
+  // blocks past num_hidden_layers (they would stay dense), or linear biases it says are absent.
+  for (const std::string& name : store_.names()) {
+    const std::string layers = "model.layers.";
+    if (name.rfind(layers, 0) != 0) continue;
+    const size_t dot = name.find('.', layers.size());
+    const std::string index = name.substr(layers.size(), dot == std::string::npos ? std::string::npos : dot - layers.size());
+    const bool numeric = !index.empty() && index.size() < 10 && index.find_first_not_of("0123456789") == std::string::npos;
+    require(numeric && std::stoll(index) < c.num_layers, dir_,
+            "tensor '" + name + "' belongs to no block of the " + std::to_string(c.num_layers) +
+                " that config.json declares (num_hidden_layers)");
+    for (Linear linear : model::kLinears) {
+      require(has_bias(c, linear) || name != linear_bias_name(std::stoll(index), linear), dir_,
+              "tensor '" + name + "' is a bias that config.json does not declare (attention_bias / mlp_bias)");
+    }
+  }
   for (int64_t b = 0; b < c.num_layers; ++b) {
     expect(block_prefix(b) + "input_layernorm.weight", {c.hidden_size});
     expect(block_prefix(b) + "post_attention_layernorm.weight", {c.hidden_size});

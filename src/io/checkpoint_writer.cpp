@@ -1,6 +1,7 @@
 #include "crepe/io/checkpoint_writer.hpp"
 
 #include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,13 +18,27 @@ namespace fs = std::filesystem;
 
 constexpr const char* kIndexName = "model.safetensors.index.json";
 
-// Files that travel with a checkpoint: everything at the top level but the weights, their index,
-// and an earlier crepe run's own files.
+// Weights in the other formats a Hugging Face directory may also hold (PyTorch, TensorFlow, Flax,
+// GGUF, ONNX) and their indexes: dense copies that a loader preferring them would pick over the
+// pruned safetensors.
+bool is_other_weight_format(const fs::path& path) {
+  const std::string name = path.filename().string(), ext = path.extension().string();
+  for (const char* weights : {".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx"}) {
+    if (ext == weights) return true;
+  }
+  for (const char* prefix : {"pytorch_model", "tf_model", "flax_model"}) {
+    if (name.rfind(prefix, 0) == 0) return true;  // their .index.json files
+  }
+  return false;
+}
+
+// Files that travel with a checkpoint: everything at the top level but the weights (in any format),
+// their index, and an earlier crepe run's own files.
 bool is_side_file(const fs::directory_entry& entry) {
   if (!entry.is_regular_file()) return false;
   const std::string name = entry.path().filename().string();
   return entry.path().extension() != ".safetensors" && name != kIndexName && name != kReportFileName &&
-         name != kPermutationFileName;
+         name != kPermutationFileName && !is_other_weight_format(entry.path());
 }
 
 void write_whole_file(const fs::path& path, const std::string& contents) {
@@ -93,6 +108,9 @@ void CheckpointWriter::add_file(const std::string& name, const std::string& cont
 
 void CheckpointWriter::copy_side_files() const {
   for (const auto& entry : fs::directory_iterator(source_.dir())) {
+    if (entry.is_regular_file() && is_other_weight_format(entry.path())) {
+      spdlog::info("not copied: {} (unpruned weights in another format)", entry.path().filename().string());
+    }
     if (!is_side_file(entry)) continue;
     std::error_code ec;
     const fs::path target = fs::path(temp_dir_) / entry.path().filename();

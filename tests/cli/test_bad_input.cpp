@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "biased_model.hpp"
 #include "test_support.hpp"
 
 namespace crepe {
@@ -236,6 +237,36 @@ std::vector<BadCase> bad_cases() {
                "field 'num_attention_heads' is 4294967296, larger than crepe accepts");
   add_for_both(cases, "TensorShapeContradictsConfig", overlay("config-shape-contradiction"), model_file(""),
                "has shape [172, 64], config.json implies [128, 64]");
+
+  // Tensors config.json does not account for: a sixth block (it would stay dense), biases it says
+  // are absent (they would be ignored by the forward pass).
+  const auto edit_config = [](const std::string& key, nlohmann::json value) {
+    return [key, value](Env& env) {
+      copy_model(env);
+      auto config = nlohmann::json::parse(read_file(env.model + "/config.json"));
+      config[key] = value;
+      write_file(env.model + "/config.json", config.dump(2));
+    };
+  };
+  add_for_both(cases, "CheckpointHasMoreBlocksThanConfig", edit_config("num_hidden_layers", 4), model_file(""),
+               "tensor 'model.layers.4.");
+  add_for_both(cases, "CheckpointHasBiasesConfigDoesNotDeclare",
+               [](Env& env) {
+                 env.model = test::make_biased_copy(*env.scratch, stories(), "model");
+                 auto config = nlohmann::json::parse(read_file(env.model + "/config.json"));
+                 config["attention_bias"] = false;  // Qwen2-style biases under a plain LLaMA config
+                 config["mlp_bias"] = false;
+                 write_file(env.model + "/config.json", config.dump(2));
+               },
+               model_file(""), "is a bias that config.json does not declare");
+  // A tokenizer from another model: LLaMA-2's 32,000 tokens for stories260k's 512 embedding rows.
+  add_for_both(cases, "TokenizerLargerThanTheEmbedding",
+               [](Env& env) {
+                 copy_model(env);
+                 fs::copy_file(test::shared_path("tokenizers/llama2/tokenizer.model"), env.model + "/tokenizer.model",
+                               fs::copy_options::overwrite_existing);
+               },
+               model_file(""), "has more tokens than the model's 512 embedding rows");
 
   // Tokenizer files (read by eval, and by prune for --calib-data).
   add_for_both(cases, "TokenizerJsonInvalid", overlay("tokenizer-json-invalid"), model_file("tokenizer.json"),

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <set>
 
 #include "crepe/io/checkpoint.hpp"
 #include "crepe/io/safetensors.hpp"
@@ -613,6 +614,27 @@ TEST(PruneCli, ResumeRefusesAModelRewrittenSinceTheInterruption) {
   EXPECT_EQ(resumed.exit_code, 2);
   EXPECT_NE(resumed.err.find("model's files changed"), std::string::npos) << resumed.err;
   EXPECT_TRUE(fs::exists(dir.file("out.partial/manifest.json")));  // the saved blocks stay
+}
+
+TEST(PruneCli, DenseWeightsInOtherFormatsAreNotCopiedIntoTheOutput) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("model"));
+  for (const auto& entry : fs::directory_iterator(test::shared_path("models/stories260k"))) {
+    fs::copy_file(entry.path(), dir.file("model") + "/" + entry.path().filename().string());
+  }
+  for (const char* name : {"pytorch_model.bin", "pytorch_model-00001-of-00002.bin", "pytorch_model.bin.index.json",
+                           "model.gguf", "flax_model.msgpack"}) {
+    test::write_file(dir.file("model") + "/" + name, "dense weights");
+  }
+  const auto r = test::run_crepe(prune_args(dir.file("model"), dir.file("out"), {"--method", "magnitude"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::string> written;
+  for (const auto& entry : fs::directory_iterator(dir.file("out"))) written.insert(entry.path().filename().string());
+  std::set<std::string> expected = {"crepe_report.json"};  // the original files and the report
+  for (const auto& entry : fs::directory_iterator(test::shared_path("models/stories260k"))) {
+    expected.insert(entry.path().filename().string());
+  }
+  EXPECT_EQ(written, expected);
 }
 
 TEST(PruneCli, CalibrationDataThatIsNotAFileIsAnInputError) {

@@ -15,7 +15,9 @@ namespace crepe::cli {
 int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const char* option);
 
 // The model directory's tokenizer; `kind` is the --tokenizer-kind text (auto, json, model).
-std::unique_ptr<text::Tokenizer> model_tokenizer(const std::string& model_dir, const std::string& kind = "auto");
+// InputError naming the tokenizer when it has more tokens than the model has embedding rows
+// (config.json's vocab_size): its ids would index past the embedding, so it belongs to another model.
+std::unique_ptr<text::Tokenizer> model_tokenizer(const io::Checkpoint& checkpoint, const std::string& kind = "auto");
 
 // Held-out windows of `data` (WikiText-2 protocol, see text/corpus.hpp), logged as eval does.
 text::EvalWindows held_out_windows(const text::Tokenizer& tokenizer, const std::string& data, int64_t seqlen,

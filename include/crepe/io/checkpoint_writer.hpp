@@ -1,7 +1,8 @@
 #pragma once
 // Writes a checkpoint that mirrors a source checkpoint: same tensor names, dtypes, shard layout and
 // index, the config/tokenizer/generation files copied, and every tensor not explicitly replaced
-// copied byte for byte.
+// copied byte for byte. Weights the source also holds in other formats (pytorch_model*.bin and
+// the like) are not copied: they are the dense model.
 //
 // Everything goes to a temporary directory next to the output (".NAME.crepe-tmp-XXXXXX") and is
 // renamed to the output only by commit(), when every tensor and file is complete; a writer
