@@ -329,6 +329,7 @@ Action add_prune_command(CLI::App& app) {
     if (!o->config.empty()) apply_config_file(*cmd, o->config);
     c10::InferenceMode inference;
     const auto start = Clock::now();
+    check_pattern_sparsity(o->pattern, o->sparsity, cmd->count("--sparsity") > 0);
     const prune::PruneConfig config = prune_config(*o);
     engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
     const Placement placement = run.placement;

@@ -245,7 +245,7 @@ Action add_search_command(CLI::App& app) {
   cmd->add_flag("--maximize", o->maximize, "maximize the proxy instead of minimizing it");
   cmd->add_option("--objective", o->objective, "proxy (PHO) or ppl (hill climbing on real perplexity)")
       ->check(CLI::IsMember({"proxy", "ppl"}))->capture_default_str();
-  cmd->add_option("--budget", o->budget, "evaluations (default: 160 for block_out and kl, 400 for the other proxies, 40 for --objective ppl)")
+  cmd->add_option("--budget", o->budget, "evaluations at most, in whole CMA-ES generations of 7 per (kernel, group) pair (default: 168 for block_out and kl, 448 for the other proxies, 40 for --objective ppl)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
   cmd->add_option("--proxy-samples", o->proxy_samples,
                   "sequences the network proxies (block_out, kl) run on; 0 keeps none")
@@ -268,6 +268,7 @@ Action add_search_command(CLI::App& app) {
     const auto start = std::chrono::steady_clock::now();
     engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
     refuse_conflicts(*o, *cmd);
+    check_pattern_sparsity(o->pattern, o->sparsity, cmd->count("--sparsity") > 0);
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
     prune::MaskSpec mask;
     mask.pattern = prune::parse_pattern(o->pattern);
@@ -275,6 +276,10 @@ Action add_search_command(CLI::App& app) {
     require(o->sparsity >= 0 && o->sparsity < 1, "--sparsity", "must be in [0, 1)");
     const auto kernels = parse_kernels(o->kernels);
     const auto groups = search::searched_groups(mask, parse_groups(o->groups));
+    require(o->budget >= 0, "--budget", "must be >= 0 (0: the default)");
+    if (o->budget > 0 && o->objective == "proxy") {
+      search::generations_per_pair(o->budget, static_cast<int64_t>(kernels.size() * groups.size()));
+    }
     search::WeightHolding holding = search::parse_weight_holding(o->weights);
     // Before any of crepe's allocations on the device (see search::resolve_weight_holding).
     const std::optional<int64_t> device_free = run.placement.device.is_cpu() ? std::nullopt : free_memory(run.placement.device);

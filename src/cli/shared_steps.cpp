@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
+
 #include "crepe/core/error.hpp"
+#include "crepe/prune/mask.hpp"
 
 namespace crepe::cli {
 
@@ -11,6 +14,15 @@ int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const
   if (requested <= context) return requested;
   spdlog::info("{} {} exceeds the model's context; using {}", option, requested, context);
   return context;
+}
+
+void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sparsity_given) {
+  const prune::Pattern p = prune::parse_pattern(pattern);
+  if (!p.structured() || !sparsity_given) return;
+  const double implied = static_cast<double>(p.n) / static_cast<double>(p.m);
+  require(std::abs(sparsity - implied) < 1e-9, "--sparsity",
+          fmt::format("{} contradicts --pattern {}, which prunes exactly {} of every {} ({}); give one of them", sparsity,
+                      p.str(), p.n, p.m, implied));
 }
 
 std::unique_ptr<text::Tokenizer> model_tokenizer(const io::Checkpoint& checkpoint, const std::string& kind) {

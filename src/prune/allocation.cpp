@@ -83,12 +83,12 @@ const char* allocation_name(Allocation allocation) {
 }
 
 void validate(const AllocationParams& p) {
-  require(std::isfinite(p.owl_m) && p.owl_m > 0, "--owl-m", "must be > 0, got " + number(p.owl_m));
+  require(std::isfinite(p.owl_m) && p.owl_m > 0, "--owl-m", "must be a finite number > 0, got " + number(p.owl_m));
   require(std::isfinite(p.owl_lambda) && p.owl_lambda >= 0, "--owl-lambda",
-          "must be >= 0, got " + number(p.owl_lambda));
+          "must be a finite number >= 0, got " + number(p.owl_lambda));
   require(std::isfinite(p.alpha_eps) && p.alpha_eps >= 0 && p.alpha_eps < 1, "--alpha-eps",
           "must be in [0, 1), got " + number(p.alpha_eps));
-  require(std::isfinite(p.dlp_alpha) && p.dlp_alpha >= 0, "--dlp-alpha", "must be >= 0, got " + number(p.dlp_alpha));
+  require(std::isfinite(p.dlp_alpha) && p.dlp_alpha >= 0, "--dlp-alpha", "must be a finite number >= 0, got " + number(p.dlp_alpha));
 }
 
 double mean_sparsity(const std::vector<double>& sparsities, const std::vector<int64_t>& block_params) {
@@ -153,7 +153,7 @@ std::vector<double> match_mean_sparsity(const std::vector<double>& sparsities, d
 // ---- OWL ----
 
 OutlierCount count_outliers(const at::Tensor& wanda_scores, double m) {
-  require(std::isfinite(m) && m > 0, "--owl-m", "must be > 0, got " + number(m));
+  require(std::isfinite(m) && m > 0, "--owl-m", "must be a finite number > 0, got " + number(m));
   TORCH_CHECK(wanda_scores.defined() && wanda_scores.numel() > 0, "count_outliers: empty score matrix");
   at::Tensor a = wanda_scores;
   if (a.scalar_type() != at::kDouble) a = a.to(at::kFloat);
@@ -188,7 +188,7 @@ double block_outlier_ratio(const std::vector<at::Tensor>& layer_scores, double m
 std::vector<double> owl_sparsities(const std::vector<double>& outlier_ratios, double target, double lambda,
                                    const std::vector<int64_t>& block_params) {
   check_target(target);
-  require(std::isfinite(lambda) && lambda >= 0, "--owl-lambda", "must be >= 0, got " + number(lambda));
+  require(std::isfinite(lambda) && lambda >= 0, "--owl-lambda", "must be a finite number >= 0, got " + number(lambda));
   check_finite(outlier_ratios, "outlier ratio");
   if (outlier_ratios.empty()) return {};
   const std::vector<double> d = centred_densities(outlier_ratios, target, 2.0 * lambda);
@@ -382,7 +382,7 @@ double block_mean_score(const std::vector<at::Tensor>& layer_scores) {
 std::vector<double> dlp_sparsities(const std::vector<double>& block_scores, double target, double alpha,
                                    const std::vector<int64_t>& block_params) {
   check_target(target);
-  require(std::isfinite(alpha) && alpha >= 0, "--dlp-alpha", "must be >= 0, got " + number(alpha));
+  require(std::isfinite(alpha) && alpha >= 0, "--dlp-alpha", "must be a finite number >= 0, got " + number(alpha));
   check_finite(block_scores, "score");
   if (block_scores.empty()) return {};
   for (size_t b = 0; b < block_scores.size(); ++b)

@@ -135,11 +135,11 @@ at::Tensor reprune_rows(const at::Tensor& weight, const at::Tensor& keep, const 
 }  // namespace
 
 void validate(const DsnotOptions& o) {
-  require(o.cycles >= 0, "--dsnot-cycles", "must be >= 0, got " + std::to_string(o.cycles));
+  require(o.cycles >= 0, "--dsnot-cycles", "must be a finite number >= 0, got " + std::to_string(o.cycles));
   require(std::isfinite(o.threshold) && o.threshold >= 0, "--dsnot-threshold",
-          "must be >= 0, got " + number(o.threshold));
+          "must be a finite number >= 0, got " + number(o.threshold));
   require(std::isfinite(o.var_power) && o.var_power >= 0, "--dsnot-var-power",
-          "must be >= 0, got " + number(o.var_power));
+          "must be a finite number >= 0, got " + number(o.var_power));
   require((o.n == 0 && o.m == 0) || (o.n > 0 && o.m > 0 && o.n < o.m), "--pattern",
           "DSnoT needs unstructured or N:M with 0 < N < M, got " + std::to_string(o.n) + ":" + std::to_string(o.m));
 }

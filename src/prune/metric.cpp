@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
+#include <utility>
 #include <vector>
 
 #include "crepe/core/error.hpp"
@@ -69,9 +71,9 @@ CrepeParams ria_params(double act_power) {
 void validate(const CrepeParams& p) {
   require(p.kernel_size >= 1 && p.kernel_size % 2 == 1, "--kernel-size",
           "must be an odd positive integer, got " + std::to_string(p.kernel_size));
-  require(p.alpha >= 0, "--alpha", "must be >= 0, got " + std::to_string(p.alpha));
-  require(p.beta >= 0, "--beta", "must be >= 0, got " + std::to_string(p.beta));
-  require(p.gamma >= 0, "--gamma", "must be >= 0, got " + std::to_string(p.gamma));
+  for (const auto& [option, value] : {std::pair<const char*, double>{"--alpha", p.alpha}, {"--beta", p.beta}, {"--gamma", p.gamma}}) {
+    require(std::isfinite(value) && value >= 0, option, "must be a finite number >= 0, got " + std::to_string(value));
+  }
   require(p.alpha + p.beta + p.gamma > 0, "--alpha/--beta/--gamma", "at least one coefficient must be positive");
   require(p.act_power >= 0 && p.act_power <= 1, "--act-power", "must be in [0, 1], got " + std::to_string(p.act_power));
 }

@@ -59,7 +59,7 @@ void check_trace_request(const nlohmann::json& trace, const nlohmann::json& requ
 
 }  // namespace
 
-int64_t default_budget(Proxy proxy) { return runs_network(proxy) ? 160 : 400; }
+int64_t default_budget(Proxy proxy) { return runs_network(proxy) ? 168 : 448; }
 
 Proxy default_proxy(const SearchStats& stats, int64_t num_layers) {
   if (!has_subsample(stats)) return Proxy::ReconDiag;
@@ -213,7 +213,27 @@ std::vector<prune::Group> searched_groups(const prune::MaskSpec& mask, const std
   return {groups.front()};
 }
 
+int64_t generations_per_pair(int64_t budget, int64_t pairs) {
+  const int64_t generations = budget / std::max<int64_t>(1, pairs) / kPhoGeneration;
+  require(generations >= 1, "--budget",
+          std::to_string(budget) + " is less than one CMA-ES generation (" + std::to_string(kPhoGeneration) +
+              " evaluations) for each of the " + std::to_string(pairs) + " (kernel, group) pairs searched: give at least " +
+              std::to_string(pairs * kPhoGeneration));
+  return generations;
+}
+
 SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options) {
+  auto pair_options = [&options](int64_t evaluations) {
+    CmaesOptions cma;
+    cma.x0 = {0.0, -1.0, 0.5};  // RIA's beta = 1 and a = 0.5, a small neighbourhood weight
+    cma.sigma0 = 0.6;
+    cma.lower = lower_bounds();
+    cma.upper = upper_bounds();
+    cma.seed = options.seed;
+    cma.lambda = static_cast<int>(kPhoGeneration);  // the default for 3 dimensions, stated
+    cma.max_evaluations = std::max<int64_t>(1, evaluations);
+    return cma;
+  };
   c10::InferenceMode inference;
   const auto start = Clock::now();
   SearchResult result;
@@ -223,8 +243,8 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   if (options.resume) check_trace_request(trace, options.request, options.trace_path);
   trace["_request"] = options.request;
   const std::vector<prune::Group> groups = searched_groups(mask, options.groups);
-  const int64_t pairs = static_cast<int64_t>(options.kernels.size() * groups.size());
-  const int64_t per_pair = std::max<int64_t>(8, options.budget / std::max<int64_t>(1, pairs));
+  const int64_t pairs = std::max<int64_t>(1, static_cast<int64_t>(options.kernels.size() * groups.size()));
+  const int64_t generations = generations_per_pair(options.budget, pairs);
   // Evaluations so far and where the overall best was found, carried across resumes in the trace.
   const nlohmann::json done = trace.contains("_progress") ? trace["_progress"] : nlohmann::json::object();
   int64_t evaluated = done.value("evaluations", int64_t{0});
@@ -235,13 +255,7 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   for (int64_t kernel : options.kernels) {
     for (prune::Group group : groups) {
       const std::string key = pair_key(kernel, group);
-      CmaesOptions cma;
-      cma.x0 = {0.0, -1.0, 0.5};  // RIA's beta = 1 and a = 0.5, a small neighbourhood weight
-      cma.sigma0 = 0.6;
-      cma.lower = lower_bounds();
-      cma.upper = upper_bounds();
-      cma.seed = options.seed;
-      cma.max_evaluations = per_pair;
+      const CmaesOptions cma = pair_options(generations * kPhoGeneration);
       Cmaes es = trace.contains(key) ? Cmaes::from_json(trace[key]["state"]) : Cmaes(cma);
       double pair_best = trace.contains(key) ? trace[key].value("best", kInfinity) : kInfinity;
       std::vector<double> pair_best_x = trace.contains(key) ? trace[key].value("best_x", std::vector<double>{}) : std::vector<double>{};

@@ -389,6 +389,9 @@ std::vector<BadCase> bad_cases() {
   prune_option("SparsityNegative", {"--sparsity", "-0.1"}, "--sparsity", "must be in [0, 1)");
   prune_option("SparsityNotANumber", {"--sparsity", "half"}, "--sparsity", "half");
   prune_option("PatternNEqualsM", {"--pattern", "4:4"}, "--pattern", "needs 0 < N < M");
+  prune_option("PatternContradictsSparsity", {"--pattern", "2:4", "--sparsity", "0.7"}, "--sparsity",
+               "0.7 contradicts --pattern 2:4, which prunes exactly 2 of every 4 (0.5)");
+  prune_option("OwlLambdaInfinite", {"--allocation", "owl", "--owl-lambda", "inf"}, "--owl-lambda", "must be a finite number");
   prune_option("PatternNAboveM", {"--pattern", "5:4"}, "--pattern", "needs 0 < N < M");
   prune_option("EvenKernelSize", {"--kernel-size", "4"}, "--kernel-size", "must be an odd positive integer");
   prune_option("UnknownMethod", {"--method", "obs"}, "--method", "unknown method 'obs'");

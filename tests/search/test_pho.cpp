@@ -90,7 +90,7 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   auto recon_diag = [&](const Candidate& c) { return proxy_values(inputs, c, mask, {Proxy::ReconDiag}).at(Proxy::ReconDiag); };
   const double start = recon_diag(candidate_from({0.0, -1.0, 0.5}, 3, prune::Group::Layer));
   EXPECT_LE(result.best_value, start);
-  EXPECT_GE(result.evaluations, 30);
+  EXPECT_EQ(result.evaluations, 28);  // 15 each for 2 pairs: 2 whole generations of 7 each, never more
   EXPECT_NEAR(recon_diag(result.best), result.best_value, 1e-12);
   ASSERT_GE(result.evaluations_to_best, 1);
   ASSERT_LE(result.evaluations_to_best, result.evaluations);
@@ -130,8 +130,23 @@ TEST(Pho, NofMSearchesOneComparisonGroup) {
   ASSERT_EQ(result.summary.size(), 1u);
   EXPECT_TRUE(result.summary.contains("k=3 row"));
   EXPECT_EQ(result.best.group, prune::Group::Row);
-  EXPECT_GE(result.evaluations, 16);  // the whole budget on the one pair
+  EXPECT_EQ(result.evaluations, 14);  // the whole budget on the one pair, in whole generations
   for (const TracePoint& p : result.trace) EXPECT_EQ(p.candidate.group, prune::Group::Row);
+}
+
+TEST(Pho, BudgetIsALimitInWholeGenerations) {
+  EXPECT_EQ(generations_per_pair(168, 8), 3);
+  EXPECT_EQ(generations_per_pair(448, 8), 8);
+  EXPECT_EQ(generations_per_pair(168, 4), 6);  // an N:M search: one group
+  EXPECT_EQ(generations_per_pair(7, 1), 1);
+  EXPECT_THROW(generations_per_pair(55, 8), InputError);  // 8 pairs need 56
+  try {
+    generations_per_pair(40, 8);
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("give at least 56"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(default_budget(Proxy::Kl) % (8 * kPhoGeneration), 0);
+  EXPECT_EQ(default_budget(Proxy::ReconDiag) % (8 * kPhoGeneration), 0);
 }
 
 TEST(Pho, StatisticsCacheIsReusedOnlyForTheSameRequest) {

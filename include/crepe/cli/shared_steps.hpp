@@ -14,6 +14,10 @@ namespace crepe::cli {
 // A window length from an option such as --seqlen, capped at the model's context (and saying so).
 int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const char* option);
 
+// An N:M pattern fixes the sparsity at N/M; a --sparsity that was given (on the command line or in a
+// config file) and says otherwise is a contradiction, refused rather than silently ignored.
+void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sparsity_given);
+
 // The model directory's tokenizer; `kind` is the --tokenizer-kind text (auto, json, model).
 // InputError naming the tokenizer when it has more tokens than the model has embedding rows
 // (config.json's vocab_size): its ids would index past the embedding, so it belongs to another model.

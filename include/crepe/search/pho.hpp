@@ -45,9 +45,10 @@ struct SearchResult {
   nlohmann::json summary;  // per (k, group): best value, evaluations
 };
 
-// Proxy evaluations when --budget is not given: 400 for the statistics proxies (milliseconds each);
-// 160 for block_out and kl, which run the network per evaluation: on stories260k at 60%, 80 and 160
+// Proxy evaluations when --budget is not given: 448 for the statistics proxies (milliseconds each);
+// 168 for block_out and kl, which run the network per evaluation: on stories260k at 60%, 80 and 168
 // kl evaluations found the same configuration (perplexity 60.89), 448 a slightly worse one (61.41).
+// Both are whole generations (7 evaluations) for the default 8 (kernel, group) pairs.
 int64_t default_budget(Proxy proxy);
 
 // The proxy `--proxy auto` means, from what the statistics allow: kl (every block, with a
@@ -60,12 +61,19 @@ Proxy default_proxy(const SearchStats& stats, int64_t num_layers);
 // (searching both would spend half the budget on identical runs).
 std::vector<prune::Group> searched_groups(const prune::MaskSpec& mask, const std::vector<prune::Group>& groups);
 
+// CMA-ES's default population for PHO's three continuous dimensions: 4 + floor(3 ln 3).
+constexpr int64_t kPhoGeneration = 7;
+// Whole generations each (k, group) pair gets from `budget` evaluations in all; InputError naming
+// --budget when that is not even one.
+int64_t generations_per_pair(int64_t budget, int64_t pairs);
+
 struct PhoOptions {
   Proxy proxy = Proxy::ReconDiag;
   bool maximize = false;  // the proxy's direction, as measured
   std::vector<int64_t> kernels = {1, 3, 5, 7};
   std::vector<prune::Group> groups = {prune::Group::Layer, prune::Group::Row};  // as searched_groups keeps them
-  int64_t budget = 400;  // proxy evaluations in all
+  int64_t budget = 448;  // proxy evaluations in all, at most: each (k, group) pair gets an equal share
+                         // in whole CMA-ES generations (InputError when that is not one generation)
   uint64_t seed = 0;
   std::string trace_path;  // written after every generation; resumed from when `resume`
   bool resume = false;     // InputError unless the trace recorded the same `request`
