@@ -17,6 +17,7 @@
 #include "crepe/cli/commands.hpp"
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
+#include "crepe/core/interrupt.hpp"
 #include "crepe/core/progress.hpp"
 
 namespace crepe::cli {
@@ -112,6 +113,7 @@ int run(int argc, char** argv) {
   setup_logging(log_level, quiet);
   // LibTorch as packaged by Debian starts with one intra-op thread; crepe's work is all tensor ops.
   at::set_num_threads(threads);
+  install_interrupt_handler();
   try {
     for (CLI::App* sub : app.get_subcommands()) {
       if (sub->get_name() == "inspect") return inspect();
@@ -121,6 +123,9 @@ int run(int argc, char** argv) {
       if (sub->get_name() == "search") return search();
     }
     return 2;
+  } catch (const Interrupted&) {
+    std::fprintf(stderr, "crepe: interrupted\n");
+    return interrupt_exit_code();
   } catch (const InputError& e) {
     std::fprintf(stderr, "crepe: error: %s\n", e.what());
     return 2;

@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -186,16 +185,6 @@ ordered_json perplexity_json(const eval::PerplexityResult& r) {
   return {{"perplexity", r.perplexity}, {"windows", r.windows}, {"seqlen", r.seqlen}, {"seconds", r.seconds}};
 }
 
-void write_report_atomically(const std::string& dir, const ordered_json& report) {
-  const std::string path = dir + "/" + io::kReportFileName, temp = path + ".tmp";
-  {
-    std::ofstream out(temp);
-    out << report.dump(2) << "\n";
-    require(static_cast<bool>(out), temp, "cannot write");
-  }
-  std::filesystem::rename(temp, path);
-}
-
 // What must not change between an interrupted run and its --resume.
 nlohmann::json resume_request(const PruneOptions& o, const io::Checkpoint& ckpt, const prune::PruneConfig& config) {
   nlohmann::json calibration = {{"nsamples", o.nsamples}, {"seqlen", o.seqlen}, {"seed", o.seed},
@@ -261,14 +250,16 @@ std::string permutation_file(const prune::PruneConfig& config, const std::vector
 }
 
 // Tests stop a run at a chosen block the way users do: CREPE_TEST_STOP_AFTER_BLOCK="N:int" raises
-// SIGINT, "N:kill" SIGKILL, right after block N was saved.
+// SIGINT, "N:term" SIGTERM, "N:kill" SIGKILL, right after block N was saved (N = -1: before
+// calibration).
 void maybe_stop_for_test(int64_t block) {
   const char* spec = std::getenv("CREPE_TEST_STOP_AFTER_BLOCK");
   if (!spec) return;
   const std::string text = spec;
   const auto colon = text.find(':');
   if (colon == std::string::npos || std::stoll(text.substr(0, colon)) != block) return;
-  std::raise(text.substr(colon + 1) == "kill" ? SIGKILL : SIGINT);
+  const std::string how = text.substr(colon + 1);
+  std::raise(how == "kill" ? SIGKILL : how == "term" ? SIGTERM : SIGINT);
 }
 
 }  // namespace
@@ -344,14 +335,33 @@ Action add_prune_command(CLI::App& app) {
       check_partial_records(partial, ckpt, config.permute);
       spdlog::info("resuming: {} block(s) already finished in {}", partial.completed_blocks(), partial.dir());
     }
-    install_interrupt_handler();
-
-    auto t = Clock::now();
-    const Calibration calibration = calibrate(*o, ckpt, config, placement);
-    const double calibration_seconds = since(t);
-
-    run.progress_label = "eval (dense)";
-    const auto dense = evaluate(*o, o->model, run);
+    // Calibration, the dense evaluation and pruning: an interruption anywhere in them keeps the
+    // finished blocks (OUT.partial) and says how to continue.
+    auto interrupted = [&]() {
+      const long long saved = partial.completed_blocks();
+      if (saved == 0) {
+        std::fprintf(stderr, "crepe: interrupted before any block was finished; nothing was saved.\n");
+      } else {
+        std::fprintf(stderr,
+                     "crepe: interrupted; %lld of %lld blocks are saved in %s. Run the same command with --resume to "
+                     "continue.\n",
+                     saved, static_cast<long long>(ckpt.num_layers()), partial.dir().c_str());
+      }
+      return interrupt_exit_code();
+    };
+    Calibration calibration;
+    double calibration_seconds = 0;
+    std::optional<eval::PerplexityResult> dense;
+    try {
+      maybe_stop_for_test(-1);
+      const auto t = Clock::now();
+      calibration = calibrate(*o, ckpt, config, placement);
+      calibration_seconds = since(t);
+      run.progress_label = "eval (dense)";
+      dense = evaluate(*o, o->model, run);
+    } catch (const Interrupted&) {
+      return interrupted();
+    }
 
     spdlog::info("pruning {} with {} ({}, {} sparsity, group {})", o->model, prune::metric_name(config.metric),
                  config.mask.pattern.str(), config.mask.sparsity, prune::group_name(config.mask.group));
@@ -390,13 +400,8 @@ Action add_prune_command(CLI::App& app) {
             }
           },
           hooks);
-    } catch (const Interrupted& stop) {
-      std::fprintf(stderr,
-                   "crepe: interrupted; %lld of %lld blocks are saved in %s. Run the same command with --resume to "
-                   "continue.\n",
-                   static_cast<long long>(partial.completed_blocks()), static_cast<long long>(ckpt.num_layers()),
-                   partial.dir().c_str());
-      return 130;
+    } catch (const Interrupted&) {
+      return interrupted();
     } catch (const NumericalInputError&) {
       partial.remove();  // the same input fails the same way: nothing to resume
       throw;
@@ -434,13 +439,20 @@ Action add_prune_command(CLI::App& app) {
     spdlog::info("wrote {}", o->out);
 
     run.progress_label = "eval (pruned)";
-    const auto pruned = evaluate(*o, o->out, run);
+    std::optional<eval::PerplexityResult> pruned;
+    try {
+      pruned = evaluate(*o, o->out, run);
+    } catch (const Interrupted&) {
+      std::fprintf(stderr, "crepe: interrupted during the evaluation; %s is complete (its report has no perplexity).\n",
+                   o->out.c_str());
+      return interrupt_exit_code();
+    }
     if (dense && pruned) {
       // The evaluation comes after the commit: the report is completed in place, atomically.
       report["eval"] = {{"data", o->eval_data}, {"dense", perplexity_json(*dense)}, {"pruned", perplexity_json(*pruned)}};
       report["seconds"]["total"] = since(start);
       report["peak_rss_mib"] = peak_rss_mib();
-      write_report_atomically(o->out, report);
+      io::write_file_atomically((std::filesystem::path(o->out) / io::kReportFileName).string(), report.dump(2) + "\n");
     }
 
     if (o->json) {

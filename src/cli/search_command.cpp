@@ -18,6 +18,7 @@
 #include "crepe/cli/shared_steps.hpp"
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
+#include "crepe/core/interrupt.hpp"
 #include "crepe/core/rng.hpp"
 #include "crepe/io/output_paths.hpp"
 #include "crepe/io/partial_run.hpp"
@@ -362,7 +363,14 @@ Action add_search_command(CLI::App& app) {
       std::string why;
       const bool usable = search::available(pho.proxy, inputs, &why);  // fills `why` before the message is built
       require(usable, "--proxy", std::string(search::proxy_name(pho.proxy)) + " " + why);
-      const auto result = search::pho_search(inputs, mask, pho);
+      search::SearchResult result;
+      try {
+        result = search::pho_search(inputs, mask, pho);
+      } catch (const Interrupted&) {
+        std::fprintf(stderr, "crepe: interrupted; the finished generations are in %s. Run the same command with --resume to continue.\n",
+                     pho.trace_path.c_str());
+        return interrupt_exit_code();
+      }
       const nlohmann::json best = search::candidate_json(result.best);
       for (const auto& [key, value] : best.items()) out[key] = value;
       out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", o->maximize ? "maximize" : "minimize"},

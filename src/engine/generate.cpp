@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "crepe/core/interrupt.hpp"
 #include "crepe/core/progress.hpp"
 #include "crepe/core/rng.hpp"
 #include "crepe/model/block.hpp"
@@ -62,6 +63,7 @@ at::Tensor generate_calibration(const io::Checkpoint& checkpoint, const Placemen
     for (int64_t b = 0; b < config.num_layers; ++b) caches.push_back(model::KvCache::allocate(config, batch, options.length, cache_options));
     at::Tensor next = at::full({batch, 1}, options.bos_id, long_cpu);
     for (int64_t t = 0; t < options.length; ++t) {
+      stop_if_interrupted();
       ids.narrow(0, first, batch).narrow(1, t, 1).copy_(next);
       progress.advance(batch);
       if (t + 1 == options.length) break;

@@ -9,6 +9,7 @@
 #include <future>
 
 #include "crepe/core/host_memory.hpp"
+#include "crepe/core/interrupt.hpp"
 #include "crepe/core/progress.hpp"
 #include "crepe/model/head.hpp"
 
@@ -101,6 +102,7 @@ void BlockRunner::for_each_block(at::Tensor& states, const BlockVisitor& visitor
   auto last_release = std::chrono::steady_clock::now();
   if (options_.prefetch && layers > 0) next = stage(0);
   for (int64_t b = 0; b < layers; ++b) {
+    stop_if_interrupted();  // a safe point of every pass: nothing of block b has happened yet
     model::BlockWeights weights;
     if (options_.prefetch) {
       const model::BlockWeights staged = next.get();  // rethrows the staging thread's errors

@@ -13,6 +13,7 @@
 
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
+#include "crepe/core/interrupt.hpp"
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/io/output_paths.hpp"
 #include "crepe/search/cmaes.hpp"
@@ -263,6 +264,7 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
         const auto points = es.ask();
         std::vector<double> fitness;
         for (const auto& x : points) {
+          stop_if_interrupted();  // the trace holds every finished generation: --resume continues there
           const Candidate c = candidate_from(x, kernel, group);
           const double value = proxy_values(inputs, c, mask, {options.proxy}).at(options.proxy);
           fitness.push_back(sign * value);

@@ -459,7 +459,8 @@ TEST_P(ResumeAfterInterruption, ResumedOutputEqualsAnUninterruptedRun) {
   const auto stopped = test::run_crepe(args("resumed", {}));
   unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
   const bool killed = stop.find("kill") != std::string::npos;
-  EXPECT_EQ(stopped.exit_code, killed ? 128 + 9 : 130) << stopped.err;
+  const bool terminated = stop.find("term") != std::string::npos;
+  EXPECT_EQ(stopped.exit_code, killed ? 128 + 9 : terminated ? 128 + 15 : 130) << stopped.err;
   if (!killed) EXPECT_NE(stopped.err.find("--resume"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(dir.file("resumed")));  // nothing that looks complete
   EXPECT_TRUE(std::filesystem::exists(dir.file("resumed.partial/manifest.json")));
@@ -479,7 +480,7 @@ TEST_P(ResumeAfterInterruption, ResumedOutputEqualsAnUninterruptedRun) {
 }
 
 INSTANTIATE_TEST_SUITE_P(StopPoints, ResumeAfterInterruption,
-                         ::testing::Values("0:int", "3:int", "4:kill", "1:kill"),
+                         ::testing::Values("0:int", "3:int", "2:term", "4:kill", "1:kill"),
                          [](const auto& info) {
                            std::string name = info.param;
                            name[1] = '_';
@@ -596,6 +597,20 @@ TEST(PruneCli, LeftoverPartialRunIsNeverSilentlyDiscarded) {
   const auto nothing = test::run_crepe(prune_args(model, dir.file("fresh"), {"--resume"}));
   EXPECT_EQ(nothing.exit_code, 2);
   EXPECT_NE(nothing.err.find("nothing to resume"), std::string::npos);
+}
+
+TEST(PruneCli, InterruptedBeforeAnyBlockSaysNothingWasSaved) {
+  // Ctrl-C during the dense evaluation, before calibration's first block: no resume offered.
+  test::TempDir dir;
+  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "-1:int", 1);
+  const auto r = test::run_crepe(prune_args(test::shared_path("models/stories260k"), dir.file("out"),
+                                            {"--eval", test::shared_path("data/tinystories-val.txt"), "--eval-max-windows", "4"}));
+  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_NE(r.err.find("nothing was saved"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("--resume"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir.file("out")));
+  EXPECT_FALSE(fs::exists(dir.file("out.partial")));
 }
 
 TEST(PruneCli, ResumeRefusesAModelRewrittenSinceTheInterruption) {

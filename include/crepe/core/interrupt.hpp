@@ -1,15 +1,22 @@
 #pragma once
-// Ctrl-C handling for long runs. The first SIGINT only raises a flag that long loops check at safe
-// points (between blocks), so work stops with consistent files and a message saying how to resume;
-// a second SIGINT kills the process at once, as the user evidently wants.
+// Ctrl-C (SIGINT) and SIGTERM for long runs. The first signal only raises a flag that long loops
+// check at safe points (before each block of a pass, between search evaluations), so work stops
+// with consistent files and a message saying what was kept; a second one kills the process at once,
+// as the user evidently wants. A SIGINT that the process inherited as ignored (a background job of
+// a script) stays ignored, as POSIX asks of programs.
 namespace crepe {
 
 void install_interrupt_handler();
 bool interrupt_requested();
+// 128 + the signal that asked to stop (130 for SIGINT, 143 for SIGTERM).
+int interrupt_exit_code();
 
-// Thrown at a safe point after SIGINT.
+// Thrown at a safe point after the signal.
 struct Interrupted {
-  long long completed_blocks;
+  long long completed_blocks = -1;  // blocks a prune finished (-1: not a prune)
 };
+
+// Throws Interrupted{} when a stop was requested.
+void stop_if_interrupted();
 
 }  // namespace crepe
