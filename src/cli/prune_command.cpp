@@ -198,7 +198,7 @@ nlohmann::json resume_request(const PruneOptions& o, const io::Checkpoint& ckpt,
 nlohmann::json layers_json(const std::vector<prune::LayerOutcome>& layers) {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& l : layers) {
-    j.push_back({{"name", l.tensor}, {"numel", l.numel}, {"pruned", l.pruned}});
+    j.push_back({{"name", l.tensor}, {"numel", l.numel}, {"pruned", l.pruned}, {"zeros", l.zeros}});
     if (l.input_permutation.defined()) {
       j.back()["input_permutation"] = prune::order_values(l.input_permutation);
       j.back()["permutation_kept"] = {l.permutation_kept_before, l.permutation_kept_after};
@@ -215,6 +215,7 @@ prune::LayerOutcome layer_from_json(const nlohmann::json& l, const io::Checkpoin
   layer.tensor = l.at("name").get<std::string>();
   layer.numel = l.at("numel").get<int64_t>();
   layer.pruned = l.at("pruned").get<int64_t>();
+  layer.zeros = l.value("zeros", layer.pruned);
   if (!permute) return layer;
   require(l.contains("input_permutation") && l.contains("permutation_kept"), partial_dir,
           "holds no channel permutation for " + layer.tensor +
@@ -416,10 +417,13 @@ Action add_prune_command(CLI::App& app) {
     report["device"] = {{"device", o->device.device}, {"dtype", o->device.dtype}};
     ordered_json tensors = ordered_json::array();
     for (const auto& layer : outcome.layers) {
-      tensors.push_back({{"name", layer.tensor}, {"numel", layer.numel}, {"pruned", layer.pruned},
+      tensors.push_back({{"name", layer.tensor}, {"numel", layer.numel}, {"pruned", layer.pruned}, {"zeros", layer.zeros},
                          {"sparsity", static_cast<double>(layer.pruned) / static_cast<double>(layer.numel)}});
     }
+    // "overall" is what this run's masks removed; "zero_fraction" what the written weights hold,
+    // which is more when the input had zeros already (a model pruned before).
     report["sparsity"] = {{"overall", outcome.sparsity()}, {"pruned", outcome.pruned}, {"total", outcome.total},
+                          {"zeros", outcome.zeros}, {"zero_fraction", outcome.zero_fraction()},
                           {"blocks", outcome.block_sparsity}, {"tensors", tensors}};
     if (config.permute) {
       report["permutation"] = {{"kept_score_before", outcome.permutation_kept_before},
@@ -461,6 +465,10 @@ Action add_prune_command(CLI::App& app) {
       std::printf("pruned %s with %s to %.2f%% sparsity (%s, group %s) -> %s in %.1f s\n", o->model.c_str(),
                   prune::metric_name(config.metric), 100.0 * outcome.sparsity(), config.mask.pattern.str().c_str(),
                   prune::group_name(config.mask.group), o->out.c_str(), since(start));
+      if (outcome.zero_fraction() > outcome.sparsity() + 1e-4) {
+        std::printf("%.2f%% of the written weights are zero: the input had zeros beyond those pruned here\n",
+                    100.0 * outcome.zero_fraction());
+      }
       if (dense && pruned) {
         std::printf("perplexity on %s: dense %.4f -> pruned %.4f (%lld windows x %lld tokens)\n", o->eval_data.c_str(),
                     dense->perplexity, pruned->perplexity, static_cast<long long>(pruned->windows),

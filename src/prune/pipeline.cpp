@@ -229,7 +229,8 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
                                            outcome.block_sparsity[b], config.permute ? &permutation : nullptr);
     require_finite_result(pruned, name);
     weight = pruned.to(stored);
-    layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), since(t), permutation.order,
+    const int64_t zeros = weight.numel() - weight.count_nonzero().item<int64_t>();
+    layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), zeros, since(t), permutation.order,
                       permutation.kept_before, permutation.kept_after});
     outcome.pruning_seconds += layers.back().seconds;
   }
@@ -261,6 +262,7 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
     for (const LayerOutcome& layer : layers) {
       outcome.total += layer.numel;
       outcome.pruned += layer.pruned;
+      outcome.zeros += layer.zeros;
       outcome.permutation_kept_before += layer.permutation_kept_before;
       outcome.permutation_kept_after += layer.permutation_kept_after;
       outcome.layers.push_back(layer);

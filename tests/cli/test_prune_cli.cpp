@@ -599,6 +599,27 @@ TEST(PruneCli, LeftoverPartialRunIsNeverSilentlyDiscarded) {
   EXPECT_NE(nothing.err.find("nothing to resume"), std::string::npos);
 }
 
+TEST(PruneCli, RepruningAPrunedModelReportsTheZerosItHolds) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/stories260k");
+  const auto first = run_crepe(prune_args(model, dir.file("half"), {"--method", "magnitude", "--json"}));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const auto once = nlohmann::json::parse(first.out).at("sparsity");
+  EXPECT_EQ(once.at("zeros"), once.at("pruned"));  // a dense input: the zeros are the pruned weights
+  const auto second = run_crepe(prune_args(dir.file("half"), dir.file("again"), {"--method", "magnitude", "--sparsity", "0.3", "--json"}));
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  const auto twice = nlohmann::json::parse(second.out).at("sparsity");
+  EXPECT_NEAR(twice.at("overall").get<double>(), 0.3, 1e-3);          // what this run's masks removed
+  EXPECT_EQ(twice.at("zeros"), once.at("zeros"));                     // what the weights hold: the first run's zeros
+  EXPECT_NEAR(twice.at("zero_fraction").get<double>(), 0.5, 1e-3);
+  for (size_t i = 0; i < twice.at("tensors").size(); ++i) {
+    EXPECT_EQ(twice.at("tensors")[i].at("zeros"), once.at("tensors")[i].at("zeros")) << i;
+  }
+  const auto plain = run_crepe(prune_args(dir.file("half"), dir.file("plain"), {"--method", "magnitude", "--sparsity", "0.3"}));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_NE(plain.out.find("of the written weights are zero"), std::string::npos) << plain.out;
+}
+
 TEST(PruneCli, InterruptedBeforeAnyBlockSaysNothingWasSaved) {
   // Ctrl-C during the dense evaluation, before calibration's first block: no resume offered.
   test::TempDir dir;

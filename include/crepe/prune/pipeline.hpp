@@ -60,6 +60,8 @@ struct LayerOutcome {
   std::string tensor;  // Hugging Face weight name
   int64_t numel = 0;
   int64_t pruned = 0;  // weights removed by the mask
+  int64_t zeros = 0;   // zero weights as written: the pruned ones, and any others that are zero
+                       // (an input pruned before, inputs SparseGPT found dead, rounding)
   double seconds = 0;  // scoring, selection and (SparseGPT) update
   // --permute: the order of the input columns in which the mask is N:M (int64 [in] on the CPU;
   // position j holds stored column input_permutation[j], so W[:, input_permutation] is N:M);
@@ -75,11 +77,13 @@ struct PruneOutcome {
   double permutation_kept_after = 0;
   int64_t total = 0;
   int64_t pruned = 0;
+  int64_t zeros = 0;
   double statistics_seconds = 0;  // dense passes with observers
   double pruning_seconds = 0;     // scoring, selection, updates
   double forward_seconds = 0;     // pruned passes feeding the next block
   double seconds = 0;
   double sparsity() const { return total ? static_cast<double>(pruned) / static_cast<double>(total) : 0.0; }
+  double zero_fraction() const { return total ? static_cast<double>(zeros) / static_cast<double>(total) : 0.0; }
 };
 
 // Prunes one weight ([out, in], any dtype) given its input statistics; returns the new weight in
