@@ -20,6 +20,60 @@ using Ids = std::vector<int32_t>;
 
 // ---- reading ------------------------------------------------------------------------------------
 
+namespace {
+
+// Bytes that are not part of a well-formed UTF-8 sequence (overlongs and surrogates included).
+size_t invalid_utf8_bytes(const std::string& text) {
+  size_t invalid = 0;
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = s[i];
+    size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = length > 0 && i + length <= n && !(length == 2 && c < 0xC2);
+    for (size_t k = 1; ok && k < length; ++k) ok = (s[i + k] & 0xC0) == 0x80;
+    if (ok && length == 3) {
+      const unsigned cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6);
+      ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+    }
+    if (ok && length == 4) ok = c <= 0xF4 && !(c == 0xF0 && s[i + 1] < 0x90) && !(c == 0xF4 && s[i + 1] >= 0x90);
+    if (ok) {
+      i += length;
+    } else {
+      ++invalid;
+      ++i;
+    }
+  }
+  return invalid;
+}
+
+// Text corpora are UTF-8. A compressed file, UTF-16 or binary data would otherwise be tokenized
+// into garbage and calibrate or evaluate on it without a word.
+void check_is_text(const std::string& path, const std::string& text) {
+  struct Magic {
+    const char* bytes;
+    size_t size;
+    const char* what;
+  };
+  for (const Magic& m : {Magic{"\x1f\x8b", 2, "gzip"}, Magic{"\x28\xb5\x2f\xfd", 4, "zstd"}, Magic{"BZh", 3, "bzip2"},
+                         Magic{"\xfd" "7zXZ", 5, "xz"}, Magic{"PK\x03\x04", 4, "zip"}}) {
+    if (text.compare(0, m.size, m.bytes, m.size) == 0) {
+      throw_input_error(path, std::string("is ") + m.what + "-compressed; decompress it first");
+    }
+  }
+  const bool utf16_bom = text.compare(0, 2, "\xff\xfe") == 0 || text.compare(0, 2, "\xfe\xff") == 0;
+  if (utf16_bom || text.find('\0') != std::string::npos) {
+    throw_input_error(path, "holds NUL bytes or a UTF-16 byte-order mark: binary data or UTF-16, not UTF-8 text");
+  }
+  const size_t invalid = invalid_utf8_bytes(text);
+  if (invalid * 100 > text.size()) {
+    throw_input_error(path, "is not UTF-8 text (" + std::to_string(invalid) + " of its " + std::to_string(text.size()) +
+                                " bytes are not valid UTF-8)");
+  }
+}
+
+}  // namespace
+
 std::string read_text_file(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw_input_error(path, "no such file");
@@ -31,6 +85,7 @@ std::string read_text_file(const std::string& path) {
   if (!ec) text.reserve(size);
   text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   if (in.bad()) throw_input_error(path, "read error");
+  check_is_text(path, text);
   return text;
 }
 

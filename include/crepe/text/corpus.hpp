@@ -30,7 +30,9 @@ namespace crepe::text {
 // by one or more blank lines). Throws InputError naming the file and line on malformed JSONL.
 std::vector<std::string> read_documents(const std::string& path);
 
-// Whole file contents. Throws InputError naming the file if it cannot be read.
+// Whole file contents. Throws InputError naming the file if it cannot be read, or is not UTF-8
+// text: compressed (gzip, zstd, bzip2, xz, zip), NUL bytes or a UTF-16 byte-order mark, or more than
+// 1% of its bytes outside well-formed UTF-8 (a stray byte or two, as real corpora have, passes).
 std::string read_text_file(const std::string& path);
 
 struct CalibrationSet {
