@@ -2,6 +2,7 @@
 // with --sparsity, how sparse its linear layers are, which reads every one of them.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/fmt.h>
 
 #include <ATen/ATen.h>
 
@@ -129,7 +130,7 @@ void print_sparsity(const nlohmann::ordered_json& s) {
 }
 
 void print_text(const nlohmann::ordered_json& j) {
-  auto millions = [](int64_t n) { return std::to_string(n) + " (" + std::to_string(n / 100000 / 10.0).substr(0, 6) + "M)"; };
+  auto millions = [](int64_t n) { return fmt::format("{} ({:.2f}M)", n, static_cast<double>(n) / 1e6); };
   std::cout << "model          " << j["model"].get<std::string>() << "\n"
             << "architecture   " << j["architecture"].get<std::string>() << "\n"
             << "layers         " << j["layers"] << ", hidden " << j["hidden_size"] << ", MLP "

@@ -91,6 +91,10 @@ TEST(Cli, InspectReportsArchitectureAndCounts) {
   EXPECT_EQ(j.at("prunable_parameters").get<int64_t>(), 6 * (256 * 256 * 2 + 128 * 256 * 2 + 3 * 704 * 256));
   EXPECT_EQ(j.at("parameters_by_dtype").at("BF16").get<int64_t>(), 6524160);
   EXPECT_EQ(j.at("shards").size(), 1u);
+  // The plain summary rounds the counts to two decimals of a million, not down to one.
+  const auto plain = run_crepe({"inspect", "--model", shared_path("models/stories260k")});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_NE(plain.out.find("260032 (0.26M)"), std::string::npos) << plain.out;
 }
 
 TEST(Cli, BadInputGivesOneLineAndExitCode2) {
