@@ -61,6 +61,17 @@ std::string& command_line() {
 
 void add_device_options(CLI::App& command, DeviceOptions& options) { add_device_options_impl(command, options); }
 
+void add_seed_option(CLI::App& command, uint64_t& seed, const std::string& description) {
+  const CLI::Validator whole_number(
+      [](std::string& text) -> std::string {
+        const bool digits = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+        if (digits && (text.size() < 20 || text <= "18446744073709551615")) return "";
+        return "must be a whole number from 0 to 18446744073709551615, got " + text;
+      },
+      "UINT64");
+  command.add_option("--seed", seed, description)->check(whole_number)->capture_default_str();
+}
+
 engine::RunnerOptions runner_options(const DeviceOptions& options) {
   engine::RunnerOptions run;
   run.placement = make_placement(options.device, options.dtype);
@@ -103,6 +114,11 @@ int run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
+      std::fprintf(stderr, "crepe: error: unknown command '%s' (expected inspect, eval, tokenize, prune or search)\n",
+                   argv[1]);
+      return 2;
+    }
     // A bad command line is bad input like any other: one line, house format (CLI11's own printer
     // adds a second "Run with --help" line).
     std::string message = e.what();

@@ -305,7 +305,7 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_option("--seqlen", o->seqlen, "tokens per calibration window (capped at the model's context)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "calibration sampling seed")->capture_default_str();
+  add_seed_option(*cmd, o->seed, "calibration sampling seed");
   cmd->add_option("--eval", o->eval_data, "evaluate dense and pruned perplexity on this text file afterwards");
   cmd->add_option("--eval-seqlen", o->eval_seqlen, "tokens per evaluation window")->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
       ->capture_default_str();

@@ -231,7 +231,7 @@ Action add_search_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))->capture_default_str();
   cmd->add_option("--seqlen", o->seqlen, "tokens per calibration window (capped at the model's context)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))->capture_default_str();
-  cmd->add_option("--seed", o->seed, "calibration and search seed")->capture_default_str();
+  add_seed_option(*cmd, o->seed, "calibration and search seed");
   cmd->add_option("--stats", o->stats_path, "cache file for the calibration statistics (reused when it matches)");
   cmd->add_option("--layers", o->layers, "blocks the proxies use: all, a count, or a list 0,3,5")->capture_default_str();
   cmd->add_option("--kernels", o->kernels, "kernel sizes searched")->capture_default_str();

@@ -3,9 +3,11 @@
 #include <ATen/ATen.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "crepe/core/error.hpp"
 #include "crepe/io/output_paths.hpp"
@@ -19,6 +21,27 @@ namespace fs = std::filesystem;
 uint64_t fnv1a(uint64_t hash, const void* data, size_t size) {
   const auto* bytes = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
+  return hash;
+}
+
+// FNV-1a over 64-bit words (then the tail bytes): eight times the speed of the byte-wise hash,
+// enough to notice a damaged block file.
+uint64_t file_checksum(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  require(static_cast<bool>(in), path, "cannot read");
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  std::vector<char> buffer(size_t{1} << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const size_t got = static_cast<size_t>(in.gcount());
+    size_t i = 0;
+    for (; i + 8 <= got; i += 8) {
+      uint64_t word;
+      std::memcpy(&word, buffer.data() + i, 8);
+      hash = (hash ^ word) * 0x100000001b3ULL;
+    }
+    hash = fnv1a(hash, buffer.data() + i, got - i);
+  }
   return hash;
 }
 
@@ -116,6 +139,16 @@ PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool 
     require(recorded.contains(key) && recorded[key] == value, dir_,
             "cannot resume: " + why + "; run again with --force instead of --resume");
   }
+  // Every saved block is checked before any work: a damaged one would be restored as it is.
+  for (const auto& [block, record] : manifest_["blocks"].items()) {
+    require(!block.empty() && block.size() < 10 && block.find_first_not_of("0123456789") == std::string::npos,
+            manifest_path.string(), "corrupt manifest: '" + block + "' is not a block number");
+    const std::string path = block_path(std::stoll(block));
+    std::error_code ec;
+    require(fs::is_regular_file(path, ec), path, "is missing; run again with --force instead of --resume");
+    require(record.contains("checksum") && record["checksum"] == hex(file_checksum(path)), path,
+            "differs from the file the interrupted run saved (damaged?); run again with --force instead of --resume");
+  }
 }
 
 bool PartialRun::has_block(int64_t block) const { return manifest_["blocks"].contains(std::to_string(block)); }
@@ -143,6 +176,7 @@ void PartialRun::save_block(int64_t block, const std::vector<std::pair<std::stri
                             nlohmann::json record) {
   fs::create_directories(dir_);
   write_safetensors(block_path(block), tensors);
+  record["checksum"] = hex(file_checksum(block_path(block)));
   manifest_["blocks"][std::to_string(block)] = std::move(record);
   write_manifest();
 }

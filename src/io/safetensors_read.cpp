@@ -377,6 +377,10 @@ void TensorStore::open_index(const std::string& index_path) {
 
   std::map<std::string, size_t> shard_number;
   for (const std::string& shard : shard_names_) {
+    // Shards live in the model directory: a path elsewhere would make the checkpoint read (and its
+    // pruned copy mirror) files that do not belong to it.
+    require(!shard.empty() && shard.find('/') == std::string::npos && shard != "." && shard != "..", index_path,
+            "names shard " + in_quotes(shard) + ", which is not a file name in the model directory");
     const std::string shard_path = dir_ + "/" + shard;
     std::error_code ignored;
     require(std::filesystem::exists(shard_path, ignored), index_path,

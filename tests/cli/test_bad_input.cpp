@@ -221,6 +221,17 @@ std::vector<BadCase> bad_cases() {
                model_file("model.safetensors.index.json"),
                "maps tensor 'model.layers.0.mlp.fused_proj.weight' to shard 'model.safetensors', which does not contain it");
 
+  add_for_both(cases, "IndexNamesShardOutsideTheModel",
+               [](Env& env) {
+                 copy_model(env);
+                 shard_model(env, "model-00001-of-00001.safetensors");
+                 const std::string index_path = env.model + "/model.safetensors.index.json";
+                 auto index = nlohmann::json::parse(read_file(index_path));
+                 for (auto& [name, shard] : index["weight_map"].items()) shard = "../model/model-00001-of-00001.safetensors";
+                 write_file(index_path, index.dump(2));
+               },
+               model_file("model.safetensors.index.json"), "which is not a file name in the model directory");
+
   // config.json.
   add_for_both(cases, "ConfigMissingField", overlay("config-missing-field"), model_file("config.json"),
                "missing field 'hidden_size'");
@@ -397,6 +408,8 @@ std::vector<BadCase> bad_cases() {
   prune_option("UnknownMethod", {"--method", "obs"}, "--method", "unknown method 'obs'");
   prune_option("UnknownAllocation", {"--allocation", "greedy"}, "--allocation", "unknown allocation 'greedy'");
   prune_option("NegativeNsamples", {"--nsamples", "-3"}, "--nsamples", "-3");
+  prune_option("NegativeSeed", {"--seed", "-1"}, "--seed", "must be a whole number from 0 to 18446744073709551615");
+  prune_option("SeedTooLarge", {"--seed", "18446744073709551616"}, "--seed", "must be a whole number");
   // A device index no machine here has: refused on CPU-only builds and on GPU machines alike.
   prune_option("DeviceCuda", {"--device", "cuda:99"}, "--device", "no CUDA device");
   prune_option("NegativeDeviceActivations", {"--max-device-activations", "-1"}, "--max-device-activations", "-1");

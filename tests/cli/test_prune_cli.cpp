@@ -634,6 +634,24 @@ TEST(PruneCli, InterruptedBeforeAnyBlockSaysNothingWasSaved) {
   EXPECT_FALSE(fs::exists(dir.file("out.partial")));
 }
 
+TEST(PruneCli, ResumeRefusesADamagedSavedBlockAndKeepsIt) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/stories260k");
+  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "1:int", 1);
+  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("out"), {})).exit_code, 130);
+  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  const std::string block = dir.file("out.partial/block-00000.safetensors");
+  std::string bytes = test::read_file(block);
+  bytes[bytes.size() - 3] ^= 0x01;  // one bit of one weight: still a finite number
+  test::write_file(block, bytes);
+  const auto resumed = test::run_crepe(prune_args(model, dir.file("out"), {"--resume"}));
+  EXPECT_EQ(resumed.exit_code, 2);
+  EXPECT_NE(resumed.err.find("block-00000.safetensors: differs from the file the interrupted run saved"),
+            std::string::npos) << resumed.err;
+  EXPECT_TRUE(fs::exists(block));
+  EXPECT_FALSE(fs::exists(dir.file("out")));
+}
+
 TEST(PruneCli, ResumeRefusesAModelRewrittenSinceTheInterruption) {
   // A new fine-tune exported over the old one keeps names, shapes and sizes; its files are newer.
   test::TempDir dir;

@@ -31,6 +31,9 @@ struct DeviceOptions {
   double max_device_activations_gib = 16;
 };
 void add_device_options(CLI::App& command, DeviceOptions& options);
+// --seed: a whole number from 0 to 2^64 - 1, written in decimal digits (CLI11 would wrap -1 and
+// saturate anything larger).
+void add_seed_option(CLI::App& command, uint64_t& seed, const std::string& description);
 // The engine's options for those (placement checked: InputError naming --device or --dtype).
 engine::RunnerOptions runner_options(const DeviceOptions& options);
 

@@ -5,7 +5,8 @@
 // Layout: manifest.json (the request it belongs to: options, calibration setup and a fingerprint of
 // the input; plus one record per completed block) and block-NNNNN.safetensors (that block's pruned
 // weights in their stored dtype). A block file is written completely before the manifest names it,
-// and both are replaced atomically, so the directory is consistent at every instant.
+// and both are replaced atomically, so the directory is consistent at every instant. The manifest
+// records each block file's checksum; a resume checks them all before any work.
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
@@ -29,7 +30,8 @@ class PartialRun {
  public:
   // Without `resume`, an existing OUT.partial is an InputError (it holds resumable work) unless
   // `force`, which discards it. With `resume`, OUT.partial must exist and its request must equal
-  // `request`, else InputError saying what differs.
+  // `request`, else InputError saying what differs, and every saved block file must match its
+  // checksum, else InputError naming the file.
   PartialRun(const std::string& out_dir, nlohmann::json request, bool resume, bool force);
 
   bool has_block(int64_t block) const;
