@@ -148,6 +148,7 @@ model::BlockWeights Checkpoint::load_block(int64_t b, const Placement& placement
 model::BlockWeights Checkpoint::stage_block(int64_t b, const Placement& placement, bool linear_weights) const {
   const bool pinned = placement.device.is_cuda();
   model::BlockWeights w;
+  w.block = b;
   w.input_norm = store_.load(block_prefix(b) + "input_layernorm.weight", pinned);
   w.post_attention_norm = store_.load(block_prefix(b) + "post_attention_layernorm.weight", pinned);
   for (Linear linear : model::kLinears) {
@@ -164,6 +165,7 @@ model::BlockWeights Checkpoint::upload_block(const model::BlockWeights& staged, 
   auto move = [&](const at::Tensor& t) { return t.defined() ? t.to(placement.device, /*non_blocking=*/true) : t; };
   auto upload = [&](const at::Tensor& t) { return t.defined() ? move(t).to(placement.compute_dtype) : t; };
   model::BlockWeights w;
+  w.block = staged.block;
   w.input_norm = upload(staged.input_norm);
   w.post_attention_norm = upload(staged.post_attention_norm);
   for (Linear linear : model::kLinears) {

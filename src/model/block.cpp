@@ -163,7 +163,7 @@ at::Tensor run_block(const ModelConfig& config, const BlockWeights& w, const at:
     v = cache->v.narrow(2, 0, offset + n);
     cache->length += n;
   }
-  at::Tensor attended = attention(q, k, v, offset, config.sliding_window);
+  at::Tensor attended = attention(q, k, v, offset, config.attention_window(w.block));
   observe(observer, LinearInput::AttentionOut, attended);
   at::Tensor h = hidden + linear(attended, w[Linear::O]);
 

@@ -160,9 +160,29 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   c.qkv_bias = qwen2 || attention_bias;
   c.o_bias = !qwen2 && attention_bias;
 
-  // Mistral's sliding window; Qwen2 applies one only when use_sliding_window is set.
+  // Mistral's sliding window; Qwen2 applies one only when use_sliding_window is set, and then only
+  // from layer max_window_layers on (transformers' default 28) unless layer_types says otherwise.
   const bool window_enabled = !qwen2 || optional_bool(j, "use_sliding_window", false, source);
   if (window_enabled) c.sliding_window = optional_positive_int(j, "sliding_window", 0, source);
+  if (j.contains("layer_types") && !j.at("layer_types").is_null()) {
+    const json& types = j.at("layer_types");
+    require(types.is_array() && static_cast<int64_t>(types.size()) == c.num_layers, source,
+            "field 'layer_types' must list one type per layer (" + std::to_string(c.num_layers) + ")");
+    for (const json& type : types) {
+      require(type == "sliding_attention" || type == "full_attention", source,
+              "field 'layer_types' holds " + type.dump() + "; crepe supports sliding_attention and full_attention");
+      c.windowed_layers.push_back(type == "sliding_attention");
+    }
+  } else if (qwen2) {
+    int64_t first = 28;
+    if (j.contains("max_window_layers") && !j.at("max_window_layers").is_null()) {
+      const json& v = j.at("max_window_layers");
+      require(v.is_number_integer() && v.get<int64_t>() >= 0, source,
+              "field 'max_window_layers' must be a whole number >= 0, got " + v.dump());
+      first = v.get<int64_t>();
+    }
+    for (int64_t b = 0; b < c.num_layers; ++b) c.windowed_layers.push_back(b >= first);
+  }
 
   if (j.contains("torch_dtype") && j.at("torch_dtype").is_string()) c.torch_dtype = j.at("torch_dtype").get<std::string>();
   c.bos_token_id = optional_token_id(j, "bos_token_id");

@@ -86,6 +86,26 @@ TEST(Block, SlidingWindowForgetsTokensOutsideIt) {
   EXPECT_LT((a[0][5] - b[0][5]).abs().max().item<double>(), 1e-6);  // 2 is outside 5's window
 }
 
+TEST(Block, TheWindowIsThatOfTheBlocksOwnLayer) {
+  // Layer 0 attends to everything, layer 1 through a window of 3 (Qwen2's max_window_layers = 1).
+  c10::InferenceMode guard;
+  ModelConfig c = small_config(4, 2);
+  c.sliding_window = 3;
+  c.windowed_layers = {false, true};
+  BlockWeights w = random_block(c, 3);
+  at::Tensor x = at::randn({1, 8, 32});
+  at::Tensor changed = x.clone();
+  changed[0][2] += 1.0;
+  const Rope rope = make_rope(c, 8, at::kCPU, at::kFloat);
+  for (int64_t layer : {0, 1}) {
+    w.block = layer;
+    at::Tensor a = block_forward(c, w, x, rope), b = block_forward(c, w, changed, rope);
+    const double far = (a[0][5] - b[0][5]).abs().max().item<double>();  // 2 is outside 5's window
+    if (layer == 0) EXPECT_GT(far, 1e-4);
+    else EXPECT_LT(far, 1e-6);
+  }
+}
+
 TEST(Block, ObserverSeesEachDistinctLinearInputOnce) {
   c10::InferenceMode guard;
   const ModelConfig c = small_config(4, 2);

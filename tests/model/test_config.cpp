@@ -3,10 +3,12 @@
 
 #include "crepe/core/error.hpp"
 #include "crepe/model/config.hpp"
+#include "test_support.hpp"
 
 namespace crepe::model {
 namespace {
 
+using crepe::test::input_error_of;
 using nlohmann::json;
 
 json llama_json() {
@@ -62,11 +64,33 @@ TEST(ModelConfig, Qwen2HasQkvBiasButNoOutputBias) {
   EXPECT_EQ(c.sliding_window, 0);
 }
 
+TEST(ModelConfig, Qwen2SlidesOnlyFromMaxWindowLayersOnAsTransformersDoes) {
+  json j = llama_json();
+  j["architectures"] = {"Qwen2ForCausalLM"};
+  j["num_hidden_layers"] = 5;
+  j["sliding_window"] = 64;
+  j["use_sliding_window"] = true;
+  j["max_window_layers"] = 3;
+  const ModelConfig c = parse_model_config(j, "cfg.json");
+  for (int64_t b = 0; b < 5; ++b) EXPECT_EQ(c.attention_window(b), b >= 3 ? 64 : 0) << b;
+  j.erase("max_window_layers");  // transformers' default: 28, so none of these 5 layers
+  for (int64_t b = 0; b < 5; ++b) EXPECT_EQ(parse_model_config(j, "cfg.json").attention_window(b), 0) << b;
+  // An explicit layer_types list decides per layer.
+  j["layer_types"] = {"full_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention"};
+  const ModelConfig listed = parse_model_config(j, "cfg.json");
+  for (int64_t b = 0; b < 5; ++b) EXPECT_EQ(listed.attention_window(b), b % 2 == 1 ? 64 : 0) << b;
+  j["layer_types"] = {"full_attention"};
+  EXPECT_NE(input_error_of([&] { parse_model_config(j, "cfg.json"); }).find("one type per layer"), std::string::npos);
+  j["layer_types"] = {"chunked_attention", "full_attention", "full_attention", "full_attention", "full_attention"};
+  EXPECT_NE(input_error_of([&] { parse_model_config(j, "cfg.json"); }).find("chunked_attention"), std::string::npos);
+}
+
 TEST(ModelConfig, MistralSlidingWindowAndLlamaAttentionBias) {
   json j = llama_json();
   j["architectures"] = {"MistralForCausalLM"};
   j["sliding_window"] = 4096;
   EXPECT_EQ(parse_model_config(j, "cfg.json").sliding_window, 4096);
+  for (int64_t b : {0, 1}) EXPECT_EQ(parse_model_config(j, "cfg.json").attention_window(b), 4096);  // every layer
   json k = llama_json();
   k["attention_bias"] = true;
   k["mlp_bias"] = true;

@@ -45,6 +45,7 @@ struct LinearWeights {
 };
 
 struct BlockWeights {
+  int64_t block = 0;               // which layer: its attention window is config.attention_window(block)
   at::Tensor input_norm;           // [hidden]
   at::Tensor post_attention_norm;  // [hidden]
   std::array<LinearWeights, kLinearCount> linears;

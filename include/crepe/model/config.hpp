@@ -4,13 +4,16 @@
 //
 // Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (q/k/v biases), with GQA
 // (num_key_value_heads), explicit head_dim, rope_theta, rope_scaling of type "linear" or "llama3",
-// rms_norm_eps, tie_word_embeddings, attention_bias, mlp_bias, sliding_window (Mistral). Anything
+// rms_norm_eps, tie_word_embeddings, attention_bias, mlp_bias, sliding_window (Mistral: every
+// layer; Qwen2: with use_sliding_window, the layers from max_window_layers on; or the layers that
+// an explicit layer_types list marks "sliding_attention", as transformers decides). Anything
 // outside that is refused with an InputError that names the field or architecture and lists what
 // is supported, rather than silently computing something else.
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace crepe::model {
 
@@ -36,6 +39,7 @@ struct ModelConfig {
   int64_t vocab_size = 0;
   int64_t max_position_embeddings = 0;
   int64_t sliding_window = 0;  // 0: full causal attention
+  std::vector<bool> windowed_layers;  // which layers use sliding_window; empty: all of them
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
@@ -47,6 +51,12 @@ struct ModelConfig {
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
 
+  // The attention window of layer `block`: sliding_window where that layer slides, else 0.
+  int64_t attention_window(int64_t block) const {
+    const bool windowed = windowed_layers.empty() ||
+                          (block >= 0 && block < static_cast<int64_t>(windowed_layers.size()) && windowed_layers[block]);
+    return windowed ? sliding_window : 0;
+  }
   int64_t q_size() const { return num_heads * head_dim; }
   int64_t kv_size() const { return num_kv_heads * head_dim; }
 };
