@@ -11,14 +11,17 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "crepe/prune/mask.hpp"
 #include "crepe/prune/metric.hpp"
+#include "crepe/prune/permutation.hpp"
 
 using namespace crepe::prune;
 
@@ -44,6 +47,7 @@ int main(int argc, char** argv) {
   int64_t matmul_size = 2048;
   std::string json_path;
   std::string device = "cpu";
+  std::string permute_blocks;  // e.g. "64,16,4": time --permute (2:4) with each block count, once
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--rows" && i + 1 < argc) rows = std::stoll(argv[++i]);
@@ -52,6 +56,7 @@ int main(int argc, char** argv) {
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--device" && i + 1 < argc) device = argv[++i];
     else if (a == "--matmul-size" && i + 1 < argc) matmul_size = std::stoll(argv[++i]);
+    else if (a == "--permute-blocks" && i + 1 < argc) permute_blocks = argv[++i];
   }
   c10::InferenceMode guard;
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
@@ -86,6 +91,24 @@ int main(int argc, char** argv) {
   time("mask 50% row", [&] { return select_mask(W, mask); });
   mask.pattern = parse_pattern("2:4");
   time("mask 2:4", [&] { return select_mask(W, mask); });
+  // RIA's channel permutation for 2:4 on the CRePE scores, once per block count (it is slow: one
+  // run each), with the kept-score gain it buys.
+  std::vector<std::pair<int64_t, PermutationReport>> permutations;
+  std::vector<double> permutation_seconds;
+  if (!permute_blocks.empty()) {
+    const at::Tensor scores = crepe_score(W, act_norm, crepe);
+    std::stringstream list(permute_blocks);
+    for (std::string item; std::getline(list, item, ',');) {
+      PermutationOptions options;
+      options.blocks = std::stoll(item);
+      PermutationReport report;
+      const auto start = std::chrono::steady_clock::now();
+      (void)nm_channel_permutation(scores, 2, 4, options, &report);
+      permutation_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      permutations.emplace_back(options.blocks, report);
+      std::fprintf(stderr, "permutation, %lld blocks: %.1f s\n", static_cast<long long>(options.blocks), permutation_seconds.back());
+    }
+  }
   // The device's matmul rate, the yardstick for calibration throughput.
   auto matmul_gflops_in = [&](c10::ScalarType dtype) {
     const int64_t n = matmul_size;
@@ -110,6 +133,17 @@ int main(int argc, char** argv) {
   for (const Row& r : results) {
     std::printf("| %s | %.4f | %.2fx |\n", r.name.c_str(), r.seconds, r.seconds / ria);
     j["seconds"][r.name] = r.seconds;
+  }
+  if (!permutations.empty()) {
+    std::printf("\n| --permute-blocks (2:4) | seconds | sweeps | kept score gain |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < permutations.size(); ++i) {
+      const auto& [blocks, report] = permutations[i];
+      const double gain = report.kept_before > 0 ? report.kept_after / report.kept_before - 1 : 0;
+      std::printf("| %lld | %.1f | %lld | %+.3f%% |\n", static_cast<long long>(blocks), permutation_seconds[i],
+                  static_cast<long long>(report.sweeps), 100 * gain);
+      j["permutation"].push_back({{"blocks", blocks}, {"seconds", permutation_seconds[i]}, {"sweeps", report.sweeps},
+                                  {"kept_before", report.kept_before}, {"kept_after", report.kept_after}});
+    }
   }
   std::printf("\nfp32 matmul %lld^3: %.1f GFLOP/s (%d threads)\n", static_cast<long long>(matmul_size), matmul_gflops,
               at::get_num_threads());

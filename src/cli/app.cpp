@@ -129,9 +129,12 @@ int run(int argc, char** argv) {
   setup_logging(log_level, quiet);
   // LibTorch as packaged by Debian starts with one intra-op thread; crepe's work is all tensor ops.
   at::set_num_threads(threads);
-  install_interrupt_handler();
   try {
     for (CLI::App* sub : app.get_subcommands()) {
+      // Only the commands that check for a stop at safe points catch the signals; the others
+      // (inspect, tokenize) keep the default action and end at once.
+      const std::string name = sub->get_name();
+      if (name == "eval" || name == "prune" || name == "search") install_interrupt_handler();
       if (sub->get_name() == "inspect") return inspect();
       if (sub->get_name() == "eval") return eval();
       if (sub->get_name() == "tokenize") return tokenize();

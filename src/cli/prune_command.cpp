@@ -51,7 +51,7 @@ struct PruneOptions {
   int64_t seqlen = 2048;
   uint64_t seed = 0;
   bool permute = false;
-  int64_t permute_blocks = 1;
+  int64_t permute_blocks = 0;
   int64_t permute_sweeps = 8;
   std::string allocation = "uniform";
   double owl_m = 5.0, owl_lambda = 0.08, alpha_eps = 0.3, dlp_alpha = 0.15;
@@ -283,7 +283,7 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_option("--gamma", o->gamma, "CRePE neighbourhood-term coefficient")->capture_default_str();
   cmd->add_option("--act-power", o->act_power, "exponent a of the activation norm (RIA, CRePE)")->capture_default_str();
   cmd->add_flag("--permute", o->permute, "N:M: RIA's channel permutation before choosing the mask");
-  cmd->add_option("--permute-blocks", o->permute_blocks, "split the permutation's assignments into B column blocks (faster)")
+  cmd->add_option("--permute-blocks", o->permute_blocks, "split the permutation's assignments into B column blocks (faster); 0: blocks of at most 512 groups")
       ->capture_default_str();
   cmd->add_option("--permute-sweeps", o->permute_sweeps, "refinement sweeps of the permutation")->capture_default_str();
   cmd->add_option("--allocation", o->allocation, "per-block sparsity: uniform, owl, alpha or dlp (same mean)")

@@ -57,7 +57,7 @@ std::vector<int64_t> parse_kernels(const std::string& text) {
       throw_input_error("--kernels", "'" + item + "' is not a kernel size");
     }
     require(k >= 1 && k % 2 == 1, "--kernels", "kernel sizes must be odd and positive, got " + item);
-    kernels.push_back(k);
+    if (std::find(kernels.begin(), kernels.end(), k) == kernels.end()) kernels.push_back(k);
   }
   require(!kernels.empty(), "--kernels", "name at least one kernel size");
   return kernels;
@@ -138,6 +138,18 @@ void refuse_conflicts(const SearchOptions& o, const CLI::App& cmd) {
     for (const char* option : {"--proxy", "--proxy-data", "--correlate", "--correlate-from", "--maximize", "--weights"}) {
       require(cmd.count(option) == 0, option, "does not apply to --objective ppl (hill climbing on perplexity)");
     }
+  }
+}
+
+// Whether `path` holds finished generations of the search `request` describes (what --resume needs).
+bool trace_records(const std::string& path, const nlohmann::json& request) {
+  std::ifstream in(path);
+  if (!in) return false;
+  try {
+    const nlohmann::json trace = nlohmann::json::parse(in);
+    return trace.contains("_request") && trace["_request"] == request && trace.contains("_progress");
+  } catch (const nlohmann::json::exception&) {
+    return false;
   }
 }
 
@@ -278,9 +290,14 @@ Action add_search_command(CLI::App& app) {
     const auto kernels = parse_kernels(o->kernels);
     const auto groups = search::searched_groups(mask, parse_groups(o->groups));
     require(o->budget >= 0, "--budget", "must be >= 0 (0: the default)");
-    if (o->budget > 0 && o->objective == "proxy") {
-      search::generations_per_pair(o->budget, static_cast<int64_t>(kernels.size() * groups.size()));
-    }
+    const int64_t pairs = static_cast<int64_t>(kernels.size() * groups.size());
+    const bool cma_search = o->objective == "proxy" && o->correlate == 0 && o->correlate_from.empty();
+    if (o->budget > 0 && cma_search) search::generations_per_pair(o->budget, pairs);
+    // The defaults (168 for the network proxies, 448 for the others) hold a generation for 24 pairs.
+    require(o->budget > 0 || !cma_search || pairs * search::kPhoGeneration <= 168, "--budget",
+            "the default of 168 evaluations is less than one CMA-ES generation for each of the " + std::to_string(pairs) +
+                " (kernel, group) pairs searched: give --budget " + std::to_string(pairs * search::kPhoGeneration) +
+                " or more, or fewer --kernels");
     search::WeightHolding holding = search::parse_weight_holding(o->weights);
     // Before any of crepe's allocations on the device (see search::resolve_weight_holding).
     const std::optional<int64_t> device_free = run.placement.device.is_cpu() ? std::nullopt : free_memory(run.placement.device);
@@ -357,8 +374,10 @@ Action add_search_command(CLI::App& app) {
       pho.request = {{"crepe_version", CREPE_VERSION}, {"model", io::checkpoint_fingerprint(ckpt)}, {"target", target_of(*o, mask)},
                      {"proxy", search::proxy_name(pho.proxy)}, {"maximize", pho.maximize}, {"kernels", kernels},
                      {"groups", o->groups}, {"budget", pho.budget}, {"seed", o->seed}, {"layers", blocks},
-                     {"calibration", {{"data", o->calib_data}, {"nsamples", o->nsamples}, {"seqlen", seqlen}}},
-                     {"proxy_data", o->proxy_data}, {"proxy_samples", o->proxy_samples},
+                     {"calibration", {{"data", o->calib_data}, {"data_file", io::file_fingerprint(o->calib_data)},
+                                      {"nsamples", o->nsamples}, {"seqlen", seqlen}}},
+                     {"proxy_data", o->proxy_data}, {"proxy_data_file", io::file_fingerprint(o->proxy_data)},
+                     {"proxy_samples", o->proxy_samples},
                      {"device", o->device.device}, {"dtype", o->device.dtype}};
       std::string why;
       const bool usable = search::available(pho.proxy, inputs, &why);  // fills `why` before the message is built
@@ -367,8 +386,12 @@ Action add_search_command(CLI::App& app) {
       try {
         result = search::pho_search(inputs, mask, pho);
       } catch (const Interrupted&) {
-        std::fprintf(stderr, "crepe: interrupted; the finished generations are in %s. Run the same command with --resume to continue.\n",
-                     pho.trace_path.c_str());
+        if (trace_records(pho.trace_path, pho.request)) {
+          std::fprintf(stderr, "crepe: interrupted; the finished generations are in %s. Run the same command with --resume "
+                               "to continue.\n", pho.trace_path.c_str());
+        } else {
+          std::fprintf(stderr, "crepe: interrupted before the first generation finished; nothing was saved.\n");
+        }
         return interrupt_exit_code();
       }
       const nlohmann::json best = search::candidate_json(result.best);

@@ -3,6 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "crepe/core/error.hpp"
 #include "crepe/prune/mask.hpp"
@@ -25,13 +29,48 @@ void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sp
                       p.str(), p.n, p.m, implied));
 }
 
+namespace {
+
+// The model's tokenizer, checked against its embedding: an id past the embedding's rows would be
+// an internal error deep in the forward pass. Ids are checked as text is encoded, not by the
+// tokenizer's size: special tokens added past vocab_size (a <pad> some fine-tunes append) are
+// harmless as long as the text never produces them.
+class EmbeddingCheckedTokenizer final : public text::Tokenizer {
+ public:
+  EmbeddingCheckedTokenizer(std::unique_ptr<text::Tokenizer> inner, std::string model_dir, int64_t rows)
+      : inner_(std::move(inner)), model_dir_(std::move(model_dir)), rows_(rows) {}
+
+  std::vector<int32_t> encode(const std::string& text) const override {
+    std::vector<int32_t> ids = inner_->encode(text);
+    for (int32_t id : ids) {
+      require(id < rows_, model_dir_,
+              "its tokenizer (" + inner_->describe() + ") produced token id " + std::to_string(id) + ", but the model has " +
+                  std::to_string(rows_) + " embedding rows (config.json vocab_size): they do not belong together");
+    }
+    return ids;
+  }
+  std::string decode(const std::vector<int32_t>& ids) const override { return inner_->decode(ids); }
+  int32_t vocab_size() const override { return inner_->vocab_size(); }
+  int32_t bos_id() const override { return inner_->bos_id(); }
+  int32_t eos_id() const override { return inner_->eos_id(); }
+  bool adds_bos() const override { return inner_->adds_bos(); }
+  std::string describe() const override { return inner_->describe(); }
+
+ private:
+  std::unique_ptr<text::Tokenizer> inner_;
+  std::string model_dir_;
+  int64_t rows_;
+};
+
+}  // namespace
+
 std::unique_ptr<text::Tokenizer> model_tokenizer(const io::Checkpoint& checkpoint, const std::string& kind) {
   auto tokenizer = text::load_tokenizer(checkpoint.dir(), text::parse_tokenizer_kind(kind, "--tokenizer-kind"));
   const int64_t rows = checkpoint.config().vocab_size;
-  require(tokenizer->vocab_size() <= rows, checkpoint.dir(),
-          "its tokenizer (" + tokenizer->describe() + ") has more tokens than the model's " + std::to_string(rows) +
+  require(tokenizer->bos_id() < rows, checkpoint.dir(),
+          "its tokenizer's BOS id " + std::to_string(tokenizer->bos_id()) + " is past the model's " + std::to_string(rows) +
               " embedding rows (config.json vocab_size): they do not belong together");
-  return tokenizer;
+  return std::make_unique<EmbeddingCheckedTokenizer>(std::move(tokenizer), checkpoint.dir(), rows);
 }
 
 text::EvalWindows held_out_windows(const text::Tokenizer& tokenizer, const std::string& data, int64_t seqlen,

@@ -1,5 +1,9 @@
 #include "crepe/io/output_paths.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -8,6 +12,7 @@
 #include <system_error>
 
 #include "crepe/core/error.hpp"
+#include "crepe/io/checkpoint_writer.hpp"
 
 namespace crepe::io {
 namespace {
@@ -60,10 +65,17 @@ void check_output_directory(const std::string& out_dir, const std::vector<std::s
   const fs::path out = resolved(out_dir);
   require(out.has_parent_path() && out != out.root_path(), out_dir, "cannot be the root directory");
   check_not_an_input(out_dir, inputs, /*may_contain=*/false);
+  require(!path_is_inside(fs::current_path().string(), out.string()), out_dir,
+          "is or contains the current directory, which crepe would replace as a whole; choose another output");
   std::error_code ec;
   const bool exists = fs::exists(out, ec);
   require(!exists || force, out_dir, "already exists (use --force to replace it)");
   require(!exists || fs::is_directory(out, ec), out_dir, "exists and is not a directory");
+  // --force replaces an earlier output, never a folder of the user's own that it happens to name.
+  const bool empty = exists && fs::is_empty(out, ec);
+  require(!exists || empty || fs::exists(out / kReportFileName, ec), out_dir,
+          "exists and is not an earlier crepe output (it has no crepe_report.json), so --force will not delete it; "
+          "remove it yourself or choose another output");
   const fs::path ancestor = existing_ancestor(out);
   require(!ancestor.empty() && fs::is_directory(ancestor, ec), out_dir,
           ancestor.string() + " is not a directory, so the output cannot be made there");
@@ -80,22 +92,31 @@ void check_output_file(const std::string& path, const std::vector<std::string>& 
 }
 
 void write_file_atomically(const std::string& path, const std::string& contents) {
-  const std::string temp = path + ".crepe-tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    require(static_cast<bool>(out), path, std::string("cannot write here: ") + std::strerror(errno));
-    out << contents;
-    out.flush();
-    if (!out) {
-      out.close();
-      std::remove(temp.c_str());
-      throw_input_error(path, "cannot write all of it (disk full?)");
-    }
+  std::string temp = path + ".crepe-tmp-XXXXXX";  // unique: two runs writing one path do not collide
+  const int fd = ::mkstemp(temp.data());
+  require(fd >= 0, path, std::string("cannot write here: ") + std::strerror(errno));
+  auto fail = [&](const std::string& why) {
+    ::close(fd);
+    ::unlink(temp.c_str());
+    throw_input_error(path, why);
+  };
+  for (size_t done = 0; done < contents.size();) {
+    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail(std::string("cannot write all of it: ") + std::strerror(errno));
+    done += static_cast<size_t>(n);
   }
+  // On disk before the rename, so that a crash leaves the old file or the whole new one.
+  if (::fsync(fd) != 0) fail(std::string("cannot write all of it: ") + std::strerror(errno));
+  // mkstemp makes the file private (0600); an output should look like any other file.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);
+  ::close(fd);
   std::error_code ec;
   fs::rename(temp, path, ec);
   if (ec) {
-    std::remove(temp.c_str());
+    ::unlink(temp.c_str());
     throw_input_error(path, "cannot put the written file in place: " + ec.message());
   }
 }

@@ -107,6 +107,20 @@ std::string file_fingerprint(const std::string& path) {
   return hex(hash);
 }
 
+void require_same_request(const nlohmann::json& recorded, const nlohmann::json& request, const std::string& where,
+                          const std::string& restart, const std::map<std::string, std::string>& explain) {
+  for (const auto& [key, value] : request.items()) {
+    if (recorded.contains(key) && recorded[key] == value) continue;
+    const auto reason = explain.find(key);
+    const std::string why = reason != explain.end()
+                                ? reason->second
+                                : "'" + key + "' differs from the interrupted run (it had " +
+                                      (recorded.contains(key) ? recorded[key].dump() : std::string("nothing")) + ", now " +
+                                      value.dump() + ")";
+    throw_input_error(where, "cannot resume: " + why + "; " + restart);
+  }
+}
+
 PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool resume, bool force)
     : dir_(normalised_path(out_dir) + ".partial") {
   const fs::path manifest_path = fs::path(dir_) / "manifest.json";
@@ -129,16 +143,9 @@ PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool 
     throw_input_error(manifest_path.string(), std::string("corrupt manifest: ") + e.what());
   }
   require(manifest_.contains("request") && manifest_.contains("blocks"), manifest_path.string(), "corrupt manifest");
-  const nlohmann::json& recorded = manifest_["request"];
-  for (const auto& [key, value] : request.items()) {
-    const std::string why = key == "input" ? "the model's files changed since the interrupted run (config.json, or a "
-                                             "shard's size, header or modification time)"
-                                           : "'" + key + "' differs from the interrupted run (it had " +
-                                                 (recorded.contains(key) ? recorded[key].dump() : std::string("nothing")) +
-                                                 ", now " + value.dump() + ")";
-    require(recorded.contains(key) && recorded[key] == value, dir_,
-            "cannot resume: " + why + "; run again with --force instead of --resume");
-  }
+  require_same_request(manifest_["request"], request, dir_, "run again with --force instead of --resume",
+                       {{"input", "the model's files changed since the interrupted run (config.json, or a shard's size, "
+                                  "header or modification time)"}});
   // Every saved block is checked before any work: a damaged one would be restored as it is.
   for (const auto& [block, record] : manifest_["blocks"].items()) {
     require(!block.empty() && block.size() < 10 && block.find_first_not_of("0123456789") == std::string::npos,

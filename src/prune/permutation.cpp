@@ -215,8 +215,13 @@ bool refine_position(const Matrix& s, std::vector<int64_t>& perm, int64_t n, int
 
 }  // namespace
 
+int64_t permutation_blocks(const PermutationOptions& options, int64_t groups) {
+  if (options.blocks > 0) return options.blocks;
+  return std::max<int64_t>(1, (groups + kAutoBlockGroups - 1) / kAutoBlockGroups);
+}
+
 void validate(const PermutationOptions& options) {
-  require(options.blocks >= 1, "--permute-blocks", "must be at least 1, got " + std::to_string(options.blocks));
+  require(options.blocks >= 0, "--permute-blocks", "must be 0 (auto) or at least 1, got " + std::to_string(options.blocks));
   require(options.max_sweeps >= 0, "--permute-sweeps", "must be at least 0, got " + std::to_string(options.max_sweeps));
 }
 
@@ -234,7 +239,7 @@ at::Tensor nm_channel_permutation(const at::Tensor& scores, int64_t n, int64_t m
   const int64_t groups = s.cols / m;
   std::vector<int64_t> perm = snake_deal(s, m);
 
-  const int64_t blocks = std::min(options.blocks, std::max<int64_t>(groups, 1));
+  const int64_t blocks = std::min(permutation_blocks(options, groups), std::max<int64_t>(groups, 1));
   int64_t sweeps = 0, reassignments = 0;
   for (int64_t sweep = 0; sweep < options.max_sweeps && groups > 1; ++sweep) {
     ++sweeps;

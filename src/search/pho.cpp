@@ -16,6 +16,7 @@
 #include "crepe/core/interrupt.hpp"
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/io/output_paths.hpp"
+#include "crepe/io/partial_run.hpp"
 #include "crepe/search/cmaes.hpp"
 #include "crepe/search/network_proxy.hpp"
 
@@ -49,13 +50,8 @@ void write_trace(const std::string& path, const nlohmann::json& trace) {
 void check_trace_request(const nlohmann::json& trace, const nlohmann::json& request, const std::string& path) {
   require(trace.contains("_request"), path,
           "this trace does not record what it searched (an earlier crepe wrote it); run without --resume");
-  const nlohmann::json& recorded = trace["_request"];
-  for (const auto& [key, value] : request.items()) {
-    require(recorded.contains(key) && recorded[key] == value, path,
-            "cannot resume: '" + key + "' differs from the interrupted search (it had " +
-                (recorded.contains(key) ? recorded[key].dump() : std::string("nothing")) + ", now " + value.dump() +
-                "); run without --resume to start over");
-  }
+  io::require_same_request(trace["_request"], request, path, "run without --resume to start over",
+                           {{"model", "the model's files changed since the interrupted search"}});
 }
 
 }  // namespace

@@ -277,7 +277,7 @@ std::vector<BadCase> bad_cases() {
                  fs::copy_file(test::shared_path("tokenizers/llama2/tokenizer.model"), env.model + "/tokenizer.model",
                                fs::copy_options::overwrite_existing);
                },
-               model_file(""), "has more tokens than the model's 512 embedding rows");
+               model_file(""), "but the model has 512 embedding rows");
 
   // Tokenizer files (read by eval, and by prune for --calib-data).
   add_for_both(cases, "TokenizerJsonInvalid", overlay("tokenizer-json-invalid"), model_file("tokenizer.json"),

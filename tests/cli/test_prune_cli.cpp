@@ -127,17 +127,28 @@ TEST(PruneCli, ConfigFileFillsOptionsAndTheCommandLineWins) {
 TEST(PruneCli, RefusesToOverwriteOrWriteIntoTheInput) {
   test::TempDir dir;
   const std::string model = shared_path("models/stories260k");
-  fs::create_directory(dir.file("out"));
-  test::write_file(dir.file("out/keep.txt"), "mine");
+  ASSERT_EQ(run_crepe(prune_args(model, dir.file("out"), {})).exit_code, 0);
+  test::write_file(dir.file("out/extra.txt"), "added later");
   const auto exists = run_crepe(prune_args(model, dir.file("out"), {}));
   EXPECT_EQ(exists.exit_code, 2);
   EXPECT_NE(exists.err.find("--force"), std::string::npos);
-  EXPECT_EQ(read_file(dir.file("out/keep.txt")), "mine");
+  EXPECT_EQ(read_file(dir.file("out/extra.txt")), "added later");
 
-  const auto forced = run_crepe(prune_args(model, dir.file("out"), {"--force"}));
+  const auto forced = run_crepe(prune_args(model, dir.file("out"), {"--force"}));  // an earlier output: replaced
   ASSERT_EQ(forced.exit_code, 0) << forced.err;
-  EXPECT_FALSE(fs::exists(dir.file("out/keep.txt")));
+  EXPECT_FALSE(fs::exists(dir.file("out/extra.txt")));
   EXPECT_TRUE(fs::exists(dir.file("out/model.safetensors")));
+
+  // A folder of the user's own is never deleted, --force or not; nor the current directory.
+  fs::create_directory(dir.file("mine"));
+  test::write_file(dir.file("mine/keep.txt"), "mine");
+  const auto own = run_crepe(prune_args(model, dir.file("mine"), {"--force"}));
+  EXPECT_EQ(own.exit_code, 2);
+  EXPECT_NE(own.err.find("is not an earlier crepe output"), std::string::npos) << own.err;
+  EXPECT_EQ(read_file(dir.file("mine/keep.txt")), "mine");
+  const auto here = run_crepe(prune_args(model, ".", {"--force"}));
+  EXPECT_EQ(here.exit_code, 2);
+  EXPECT_NE(here.err.find("current directory"), std::string::npos) << here.err;
 
   const auto inside = run_crepe(prune_args(model, model + "/pruned", {}));
   EXPECT_EQ(inside.exit_code, 2);
@@ -694,7 +705,8 @@ TEST(PruneCli, DenseWeightsInOtherFormatsAreNotCopiedIntoTheOutput) {
 TEST(PruneCli, CalibrationDataThatIsNotAFileIsAnInputError) {
   test::TempDir dir;
   const std::string model = test::shared_path("models/stories260k");
-  for (const std::string& data : {dir.path(), std::string("/dev/null")}) {
+  fs::create_directory(dir.file("folder"));
+  for (const std::string& data : {dir.file("folder"), std::string("/dev/null")}) {
     auto args = prune_args(model, dir.file("out"), {});
     args[std::find(args.begin(), args.end(), "--calib-data") - args.begin() + 1] = data;
     const auto r = test::run_crepe(args);

@@ -34,7 +34,13 @@ TEST(OutputPaths, OutputDirectoryNeverReplacesAnInput) {
   EXPECT_THROW(check_output_directory(dir.file("out"), {dir.file("out/model")}, true), InputError);  // contains it
   EXPECT_THROW(check_output_directory(dir.file("out/model/x"), {dir.file("out/model")}, true), InputError);  // inside it
   EXPECT_THROW(check_output_directory(dir.file("out"), {}, false), InputError);  // exists, no --force
-  EXPECT_NO_THROW(check_output_directory(dir.file("out"), {dir.file("data.txt")}, true));
+  EXPECT_THROW(check_output_directory(dir.file("out"), {dir.file("data.txt")}, true), InputError);  // not crepe's
+  test::write_file(dir.file("out/crepe_report.json"), "{}");
+  EXPECT_NO_THROW(check_output_directory(dir.file("out"), {dir.file("data.txt")}, true));  // an earlier output
+  fs::create_directory(dir.file("empty"));
+  EXPECT_NO_THROW(check_output_directory(dir.file("empty"), {}, true));
+  EXPECT_THROW(check_output_directory(".", {}, true), InputError);  // the current directory
+  EXPECT_THROW(check_output_directory("..", {}, true), InputError);
   EXPECT_THROW(check_output_directory(dir.file("data.txt/sub"), {}, true), InputError);  // a file in the way
   EXPECT_THROW(check_output_directory("", {}, true), InputError);
   EXPECT_THROW(check_output_directory("/", {}, true), InputError);
@@ -50,7 +56,10 @@ TEST(OutputPaths, OutputFileChecksAndAtomicWrite) {
   write_file_atomically(dir.file("x.json"), "first");
   write_file_atomically(dir.file("x.json"), "second");
   EXPECT_EQ(test::read_file(dir.file("x.json")), "second");
-  EXPECT_FALSE(fs::exists(dir.file("x.json.crepe-tmp")));
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    EXPECT_EQ(entry.path().filename().string().find("crepe-tmp"), std::string::npos) << entry.path();
+  }
+  EXPECT_EQ(fs::status(dir.file("x.json")).permissions() & fs::perms::owner_read, fs::perms::owner_read);
   EXPECT_THROW(write_file_atomically(dir.file("missing/x.json"), "text"), InputError);
 }
 

@@ -261,10 +261,28 @@ TEST(Permutation, Deterministic) {
   EXPECT_TRUE(at::equal(permuted_nm_mask(scores, 2, 4, options), permuted_nm_mask(scores, 2, 4, options)));
 }
 
+TEST(Permutation, AutoBlocksHoldAtMost512GroupsEach) {
+  const PermutationOptions automatic;  // blocks = 0
+  EXPECT_EQ(permutation_blocks(automatic, 43), 1);     // stories260k down_proj at 4:8
+  EXPECT_EQ(permutation_blocks(automatic, 512), 1);
+  EXPECT_EQ(permutation_blocks(automatic, 513), 2);
+  EXPECT_EQ(permutation_blocks(automatic, 1024), 2);   // 7B q/k/v/o/gate/up at 2:4
+  EXPECT_EQ(permutation_blocks(automatic, 2752), 6);   // 7B down_proj at 2:4
+  PermutationOptions four;
+  four.blocks = 4;
+  EXPECT_EQ(permutation_blocks(four, 2752), 4);
+  // Auto is the same permutation as the block count it picks.
+  at::manual_seed(8);
+  const at::Tensor scores = at::rand({16, 4 * 600});  // 600 groups: 2 blocks
+  PermutationOptions two;
+  two.blocks = 2;
+  EXPECT_TRUE(at::equal(nm_channel_permutation(scores, 2, 4, automatic), nm_channel_permutation(scores, 2, 4, two)));
+}
+
 TEST(Permutation, RejectsBadArguments) {
   const at::Tensor scores = at::rand({4, 8});
   PermutationOptions options;
-  options.blocks = 0;
+  options.blocks = -1;
   EXPECT_THROW(nm_channel_permutation(scores, 2, 4, options), InputError);
   options.blocks = 1;
   options.max_sweeps = -1;

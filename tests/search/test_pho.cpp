@@ -142,6 +142,7 @@ TEST(Pho, BudgetIsALimitInWholeGenerations) {
   EXPECT_THROW(generations_per_pair(55, 8), InputError);  // 8 pairs need 56
   try {
     generations_per_pair(40, 8);
+    ADD_FAILURE() << "a budget of 40 for 8 pairs was accepted";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("give at least 56"), std::string::npos) << e.what();
   }

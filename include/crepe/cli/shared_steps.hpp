@@ -19,8 +19,8 @@ int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const
 void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sparsity_given);
 
 // The model directory's tokenizer; `kind` is the --tokenizer-kind text (auto, json, model).
-// InputError naming the tokenizer when it has more tokens than the model has embedding rows
-// (config.json's vocab_size): its ids would index past the embedding, so it belongs to another model.
+// Its encode() raises an InputError naming the model when the text yields an id past the model's
+// embedding rows (config.json's vocab_size): such a tokenizer belongs to another model.
 std::unique_ptr<text::Tokenizer> model_tokenizer(const io::Checkpoint& checkpoint, const std::string& kind = "auto");
 
 // Held-out windows of `data` (WikiText-2 protocol, see text/corpus.hpp), logged as eval does.

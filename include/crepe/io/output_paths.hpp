@@ -17,8 +17,10 @@ std::string normalised_path(const std::string& path);
 bool path_is_inside(const std::string& candidate, const std::string& dir);
 
 // An output directory that a finished run replaces as a whole. InputError naming `out_dir` when it
-// is empty, equals or lies inside one of `inputs`, contains one of them, exists and `force` is not
-// set, exists and is not a directory, or its parent cannot be a directory (a file is in the way).
+// is empty, equals or lies inside one of `inputs`, contains one of them or the current directory,
+// exists and `force` is not set, exists and is neither empty nor an earlier crepe output (one with
+// a crepe_report.json: --force never deletes a folder of the user's own), exists and is not a
+// directory, or its parent cannot be a directory (a file is in the way).
 void check_output_directory(const std::string& out_dir, const std::vector<std::string>& inputs, bool force);
 
 // An output file. InputError naming `path` when it is empty or an existing directory, its folder does

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,12 @@ std::string checkpoint_fingerprint(const Checkpoint& checkpoint);
 // The same for one data file: its size and modification time ("" when it is not a regular file:
 // a pipe, whose contents cannot be fingerprinted without reading them).
 std::string file_fingerprint(const std::string& path);
+
+// What an interrupted run recorded against the request resuming it: InputError naming `where` at
+// the first key of `request` whose value differs, saying what it was and is (for keys in `explain`,
+// why in words instead), followed by `restart` (how to start over instead).
+void require_same_request(const nlohmann::json& recorded, const nlohmann::json& request, const std::string& where,
+                          const std::string& restart, const std::map<std::string, std::string>& explain = {});
 
 class PartialRun {
  public:

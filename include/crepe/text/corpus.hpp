@@ -31,8 +31,8 @@ namespace crepe::text {
 std::vector<std::string> read_documents(const std::string& path);
 
 // Whole file contents. Throws InputError naming the file if it cannot be read, or is not UTF-8
-// text: compressed (gzip, zstd, bzip2, xz, zip), NUL bytes or a UTF-16 byte-order mark, or more than
-// 1% of its bytes outside well-formed UTF-8 (a stray byte or two, as real corpora have, passes).
+// text: compressed (gzip, zstd, bzip2, xz, zip), a UTF-16 byte-order mark, or more than 1% of its
+// bytes NUL or outside well-formed UTF-8 (a stray byte or two, as real corpora have, passes).
 std::string read_text_file(const std::string& path);
 
 struct CalibrationSet {
