@@ -35,7 +35,7 @@ import resource, subprocess, sys, time
 crepe, model, data, out, weights = sys.argv[1:]
 start = time.time()
 subprocess.run([crepe, "search", "--model", model, "--sparsity", "0.5", "--calib-data", data, "--nsamples", "16",
-                "--seqlen", "128", "--proxy", "kl", "--budget", "2", "--kernels", "3", "--groups", "layer",
+                "--seqlen", "128", "--proxy", "kl", "--budget", "14", "--kernels", "3", "--groups", "layer",
                 "--weights", weights, "--out", out, "-q"], check=True, stdout=subprocess.DEVNULL)
 print("%.0f %.1f" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.time() - start))
 PY

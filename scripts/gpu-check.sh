@@ -129,9 +129,9 @@ if [ $built = 0 ]; then
       --device "$DEVICE" --dtype "$HALF" --calib-data "$SHARED/data/tinystories-val.txt" --nsamples 8 \
       --seqlen "$SEARCH_SEQLEN" --proxy kl --kernels 3 --groups layer --stats "$SYNTH/search-stats.safetensors" "$@"
   }
-  # (--budget 8 with one kernel and group: 2 CMA-ES generations of 7, 14 evaluations.)
-  search_7b search-7b-shape-kl "$SEARCH_LIMIT" --budget 8 --weights resident
-  search_7b search-7b-shape-kl-stream "$SEARCH_LIMIT" --budget 8 --weights stream
+  # (--budget 14 with one kernel and group: 2 CMA-ES generations of 7, 14 evaluations.)
+  search_7b search-7b-shape-kl "$SEARCH_LIMIT" --budget 14 --weights resident
+  search_7b search-7b-shape-kl-stream "$SEARCH_LIMIT" --budget 14 --weights stream
   [ -n "$sampler" ] && kill "$sampler" 2> /dev/null
   sampler=""
 fi
