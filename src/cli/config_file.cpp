@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include "crepe/core/error.hpp"
@@ -48,6 +50,10 @@ void apply_config_file(CLI::App& command, const std::string& path) {
       throw_input_error(where, "is not an option of 'crepe " + command.get_name() + "'");
     }
     if (option->count() > 0) continue;  // the command line wins
+    // CLI11 would report 4.7 for a count as "not in range"; say what is wrong with it.
+    const bool integral = option->get_type_name().rfind("INT", 0) == 0 || option->get_type_name().rfind("UINT", 0) == 0;
+    require(!integral || !value.is_number_float() || value.get<double>() == std::floor(value.get<double>()), where,
+            "must be a whole number, got " + value.dump());
     option->add_result(as_option_value(value, where));
     try {
       option->run_callback();

@@ -122,6 +122,13 @@ TEST(PruneCli, ConfigFileFillsOptionsAndTheCommandLineWins) {
   EXPECT_NE(bad.err.find("temperature"), std::string::npos);
   EXPECT_NE(bad.err.find("bad.json"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir.file("out2")));
+
+  test::write_file(dir.file("fraction.json"), R"({"kernel_size": 4.7})");
+  const auto fraction = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out3"), {"--config", dir.file("fraction.json")}));
+  EXPECT_EQ(fraction.exit_code, 2);
+  EXPECT_NE(fraction.err.find("key 'kernel_size': must be a whole number, got 4.7"), std::string::npos) << fraction.err;
+  test::write_file(dir.file("whole.json"), R"({"kernel_size": 3.0})");  // a whole number written as a float is fine
+  EXPECT_EQ(run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out4"), {"--config", dir.file("whole.json")})).exit_code, 0);
 }
 
 TEST(PruneCli, RefusesToOverwriteOrWriteIntoTheInput) {
