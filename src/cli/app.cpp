@@ -130,6 +130,16 @@ int run(int argc, char** argv) {
   // LibTorch as packaged by Debian starts with one intra-op thread; crepe's work is all tensor ops.
   at::set_num_threads(threads);
   try {
+    // An empty value (an unset shell variable) would read as "not given" and silently change the
+    // run: --calib-data "" would calibrate on self-generated text.
+    for (CLI::App* sub : app.get_subcommands()) {
+      for (const CLI::Option* option : sub->get_options()) {
+        if (option->count() == 0 || option->get_expected_min() == 0) continue;  // absent, or a flag
+        for (const std::string& value : option->results()) {
+          require(!value.empty(), option->get_name(), "needs a value, got an empty string");
+        }
+      }
+    }
     for (CLI::App* sub : app.get_subcommands()) {
       // Only the commands that check for a stop at safe points catch the signals; the others
       // (inspect, tokenize) keep the default action and end at once.

@@ -187,8 +187,11 @@ ordered_json perplexity_json(const eval::PerplexityResult& r) {
 
 // What must not change between an interrupted run and its --resume.
 nlohmann::json resume_request(const PruneOptions& o, const io::Checkpoint& ckpt, const prune::PruneConfig& config) {
+  // Paths as resolved (calib.txt, ./calib.txt and its absolute path are one file); their contents by
+  // fingerprint.
   nlohmann::json calibration = {{"nsamples", o.nsamples}, {"seqlen", o.seqlen}, {"seed", o.seed},
-                                {"tokenizer_kind", o.tokenizer_kind}, {"data", o.calib_data}};
+                                {"tokenizer_kind", o.tokenizer_kind},
+                                {"data", o.calib_data.empty() ? "" : io::normalised_path(o.calib_data)}};
   if (!o.calib_data.empty()) calibration["data_file"] = io::file_fingerprint(o.calib_data);
   return {{"crepe_version", CREPE_VERSION}, {"input", io::checkpoint_fingerprint(ckpt)},
           {"hyperparameters", hyperparameters(config)}, {"calibration", calibration},
@@ -329,7 +332,9 @@ Action add_prune_command(CLI::App& app) {
     if (o->check_finite) ckpt.check_finite();
     // The output is checked before any long work, against every input; then the partial run, as
     // resuming clears what a killed run left behind (its temporary output directory).
-    io::check_output_directory(o->out, {o->model, o->calib_data, o->eval_data, o->config}, o->force);
+    const std::vector<std::string> inputs = {o->model, o->calib_data, o->eval_data, o->config};
+    io::check_output_directory(o->out, inputs, o->force);
+    io::check_partial_directory(io::normalised_path(o->out) + ".partial", inputs);
     io::PartialRun partial(o->out, resume_request(*o, ckpt, config), o->resume, o->force);
     io::CheckpointWriter writer(ckpt, o->out, o->force);
     if (o->resume) {

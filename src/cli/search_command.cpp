@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 
@@ -141,6 +142,19 @@ void refuse_conflicts(const SearchOptions& o, const CLI::App& cmd) {
   }
 }
 
+// Whether `path` is a JSON object with one of `keys`: how crepe recognises its own earlier outputs.
+bool json_with_key(const std::string& path, std::initializer_list<const char*> keys) {
+  std::ifstream in(path);
+  try {
+    const nlohmann::json document = nlohmann::json::parse(in);
+    for (const char* key : keys) {
+      if (document.is_object() && document.contains(key)) return true;
+    }
+  } catch (const nlohmann::json::exception&) {
+  }
+  return false;
+}
+
 // Whether `path` holds finished generations of the search `request` describes (what --resume needs).
 bool trace_records(const std::string& path, const nlohmann::json& request) {
   std::ifstream in(path);
@@ -258,7 +272,7 @@ Action add_search_command(CLI::App& app) {
   cmd->add_flag("--maximize", o->maximize, "maximize the proxy instead of minimizing it");
   cmd->add_option("--objective", o->objective, "proxy (PHO) or ppl (hill climbing on real perplexity)")
       ->check(CLI::IsMember({"proxy", "ppl"}))->capture_default_str();
-  cmd->add_option("--budget", o->budget, "evaluations at most, in whole CMA-ES generations of 7 per (kernel, group) pair (default: 168 for block_out and kl, 448 for the other proxies, 40 for --objective ppl)")
+  cmd->add_option("--budget", o->budget, "evaluations at most, in whole CMA-ES generations of 7 per (kernel, group) pair (0, the default: 168 for block_out and kl, 448 for the other proxies, 40 for --objective ppl)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
   cmd->add_option("--proxy-samples", o->proxy_samples,
                   "sequences the network proxies (block_out, kl) run on; 0 keeps none")
@@ -304,9 +318,14 @@ Action add_search_command(CLI::App& app) {
     const auto blocks = search::parse_layer_selection(o->layers, ckpt.num_layers(), "--layers");
     // The outputs, before any long work: never an input, never a folder, in a folder that exists.
     const std::vector<std::string> inputs = {o->model, o->calib_data, o->eval_data, o->proxy_data, o->correlate_from};
-    io::check_output_file(o->out, inputs);
-    io::check_output_file(o->out + ".trace.json", inputs);
-    if (!o->stats_path.empty()) io::check_output_file(o->stats_path, inputs);
+    io::check_output_file(o->out, inputs, [](const std::string& p) { return json_with_key(p, {"_search", "spearman"}); },
+                          "an earlier crepe search result");
+    io::check_output_file(o->out + ".trace.json", inputs, [](const std::string& p) { return json_with_key(p, {"_request", "_progress"}); },
+                          "an earlier crepe search trace");
+    // A statistics cache is read before it is written, and a file that is not one is refused then.
+    if (!o->stats_path.empty()) {
+      io::check_output_file(o->stats_path, inputs, [](const std::string&) { return true; }, "a statistics cache");
+    }
     const int64_t seqlen = capped_seqlen(o->seqlen, ckpt, "--seqlen");
     run.progress = false;
 
@@ -371,12 +390,15 @@ Action add_search_command(CLI::App& app) {
       pho.seed = o->seed;
       pho.trace_path = o->out + ".trace.json";
       pho.resume = o->resume;
-      pho.request = {{"crepe_version", CREPE_VERSION}, {"model", io::checkpoint_fingerprint(ckpt)}, {"target", target_of(*o, mask)},
+      // Files by resolved path and fingerprint: a trailing slash or another spelling is the same search.
+      auto resolved = [](const std::string& path) { return path.empty() ? path : io::normalised_path(path); };
+      pho.request = {{"crepe_version", CREPE_VERSION}, {"model", io::checkpoint_fingerprint(ckpt)},
+                     {"target", mask.pattern.structured() ? mask.pattern.str() : std::to_string(mask.sparsity)},
                      {"proxy", search::proxy_name(pho.proxy)}, {"maximize", pho.maximize}, {"kernels", kernels},
                      {"groups", o->groups}, {"budget", pho.budget}, {"seed", o->seed}, {"layers", blocks},
-                     {"calibration", {{"data", o->calib_data}, {"data_file", io::file_fingerprint(o->calib_data)},
+                     {"calibration", {{"data", resolved(o->calib_data)}, {"data_file", io::file_fingerprint(o->calib_data)},
                                       {"nsamples", o->nsamples}, {"seqlen", seqlen}}},
-                     {"proxy_data", o->proxy_data}, {"proxy_data_file", io::file_fingerprint(o->proxy_data)},
+                     {"proxy_data", resolved(o->proxy_data)}, {"proxy_data_file", io::file_fingerprint(o->proxy_data)},
                      {"proxy_samples", o->proxy_samples},
                      {"device", o->device.device}, {"dtype", o->device.dtype}};
       std::string why;

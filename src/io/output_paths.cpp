@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <system_error>
 
 #include "crepe/core/error.hpp"
@@ -81,12 +82,29 @@ void check_output_directory(const std::string& out_dir, const std::vector<std::s
           ancestor.string() + " is not a directory, so the output cannot be made there");
 }
 
-void check_output_file(const std::string& path, const std::vector<std::string>& inputs) {
+void check_partial_directory(const std::string& partial_dir, const std::vector<std::string>& inputs) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(partial_dir, ec))) return;
+  check_not_an_input(partial_dir, inputs, /*may_contain=*/false);
+  require(fs::is_directory(fs::symlink_status(partial_dir, ec)) && fs::is_regular_file(fs::path(partial_dir) / "manifest.json", ec),
+          partial_dir,
+          "exists and is not an interrupted crepe run (no manifest.json), so crepe will neither resume nor delete it; "
+          "remove it yourself or choose another output");
+}
+
+void check_output_file(const std::string& path, const std::vector<std::string>& inputs,
+                       const std::function<bool(const std::string&)>& replaceable, const std::string& kind) {
   require(!path.empty(), "--out", "must name an output file");
   const fs::path out = resolved(path);
   check_not_an_input(path, inputs, /*may_contain=*/true);
   std::error_code ec;
-  require(!fs::is_directory(out, ec), path, "is a directory; name the file to write");
+  const fs::file_status status = fs::symlink_status(path, ec);
+  require(!fs::is_directory(status), path, "is a directory; name the file to write");
+  if (fs::exists(status)) {
+    // Written by rename: a device, pipe or symbolic link would be replaced by a plain file.
+    require(fs::is_regular_file(status), path, "exists and is not a regular file (a device, pipe or link); name a file");
+    require(replaceable(path), path, "exists and is not " + kind + ", so crepe will not overwrite it; remove it or choose another name");
+  }
   const fs::path folder = out.parent_path();
   require(fs::is_directory(folder, ec), path, "its folder " + folder.string() + " does not exist or is not a directory");
 }

@@ -79,6 +79,9 @@ std::string read_text_file(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw_input_error(path, "no such file");
   if (fs::is_directory(path, ec)) throw_input_error(path, "is a directory, expected a text file");
+  // A pipe is read to its end; a device such as /dev/zero has none.
+  const fs::file_status status = fs::status(path, ec);
+  if (fs::is_character_file(status) || fs::is_block_file(status)) throw_input_error(path, "is a device, expected a text file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_input_error(path, "cannot be opened for reading");
   std::string text;

@@ -408,6 +408,15 @@ std::vector<BadCase> bad_cases() {
   prune_option("UnknownMethod", {"--method", "obs"}, "--method", "unknown method 'obs'");
   prune_option("UnknownAllocation", {"--allocation", "greedy"}, "--allocation", "unknown allocation 'greedy'");
   prune_option("NegativeNsamples", {"--nsamples", "-3"}, "--nsamples", "-3");
+  // An unset shell variable: calibrating on self-generated text instead would change the run silently.
+  cases.push_back({"Prune_EmptyCalibrationPath", nullptr,
+                   [](const Env& env) {
+                     return std::vector<std::string>{"prune", "--model", env.model, "--out", env.out, "--calib-data", ""};
+                   },
+                   literal("--calib-data"), "needs a value, got an empty string"});
+  cases.push_back({"Eval_DeviceAsData", nullptr,
+                   [](const Env& env) { return std::vector<std::string>{"eval", "--model", env.model, "--data", "/dev/zero", "--seqlen", "64", "-q"}; },
+                   literal("/dev/zero"), "is a device, expected a text file"});
   prune_option("NegativeSeed", {"--seed", "-1"}, "--seed", "must be a whole number from 0 to 18446744073709551615");
   prune_option("SeedTooLarge", {"--seed", "18446744073709551616"}, "--seed", "must be a whole number");
   // A device index no machine here has: refused on CPU-only builds and on GPU machines alike.

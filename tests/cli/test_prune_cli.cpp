@@ -182,6 +182,20 @@ TEST(PruneCli, RefusesToOverwriteOrWriteIntoTheInput) {
   EXPECT_EQ(file_parent.exit_code, 2);
   EXPECT_NE(file_parent.err.find("is not a directory"), std::string::npos) << file_parent.err;
   EXPECT_EQ(read_file(dir.file("precious.json")), "{}");
+  // OUT.partial follows the same rules: a model that happens to be named so is neither resumed
+  // nor deleted.
+  fs::create_directories(dir.file("m.partial"));
+  for (const auto& entry : fs::directory_iterator(model)) fs::copy_file(entry.path(), dir.file("m.partial") + "/" + entry.path().filename().string());
+  const auto partial_input = run_crepe(prune_args(dir.file("m.partial"), dir.file("m"), {"--force"}));
+  EXPECT_EQ(partial_input.exit_code, 2);
+  EXPECT_NE(partial_input.err.find("m.partial: is, or lies inside, the input"), std::string::npos) << partial_input.err;
+  EXPECT_TRUE(fs::exists(dir.file("m.partial/model.safetensors")));
+  fs::create_directories(dir.file("notes.partial"));
+  test::write_file(dir.file("notes.partial/notes.txt"), "mine");
+  const auto foreign_partial = run_crepe(prune_args(model, dir.file("notes"), {"--force"}));
+  EXPECT_EQ(foreign_partial.exit_code, 2);
+  EXPECT_NE(foreign_partial.err.find("is not an interrupted crepe run"), std::string::npos) << foreign_partial.err;
+  EXPECT_EQ(read_file(dir.file("notes.partial/notes.txt")), "mine");
   // A trailing slash names the same directory.
   const auto slash = run_crepe(prune_args(model, dir.file("slashed") + "/", {}));
   ASSERT_EQ(slash.exit_code, 0) << slash.err;
@@ -333,6 +347,11 @@ TEST(SearchCli, OutputIsCheckedFirstAndResumeContinuesOnlyTheSameSearch) {
   const auto folder = with({"--out", dir.file("folder")});
   EXPECT_EQ(folder.exit_code, 2);
   EXPECT_NE(folder.err.find("is a directory"), std::string::npos) << folder.err;
+  test::write_file(dir.file("notes.txt"), "mine");
+  const auto own_file = with({"--out", dir.file("notes.txt")});
+  EXPECT_EQ(own_file.exit_code, 2);
+  EXPECT_NE(own_file.err.find("is not an earlier crepe search result"), std::string::npos) << own_file.err;
+  EXPECT_EQ(test::read_file(dir.file("notes.txt")), "mine");
   const auto nowhere = with({"--out", dir.file("missing/found.json")});
   EXPECT_EQ(nowhere.exit_code, 2);
   EXPECT_NE(nowhere.err.find("does not exist"), std::string::npos) << nowhere.err;
@@ -650,6 +669,19 @@ TEST(PruneCli, InterruptedBeforeAnyBlockSaysNothingWasSaved) {
   EXPECT_EQ(r.err.find("--resume"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir.file("out")));
   EXPECT_FALSE(fs::exists(dir.file("out.partial")));
+}
+
+TEST(PruneCli, ResumeAcceptsTheSameFilesSpelledAnotherWay) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/stories260k");
+  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "1:int", 1);
+  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("out"), {})).exit_code, 130);
+  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  auto args = prune_args(model + "/", dir.file("out") + "/", {"--resume"});  // trailing slashes
+  args[std::find(args.begin(), args.end(), "--calib-data") - args.begin() + 1] = test::shared_path("data/../data/tinystories-val.txt");
+  const auto resumed = test::run_crepe(args);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_TRUE(fs::exists(dir.file("out/model.safetensors")));
 }
 
 TEST(PruneCli, ResumeRefusesADamagedSavedBlockAndKeepsIt) {

@@ -49,10 +49,12 @@ TEST(OutputPaths, OutputDirectoryNeverReplacesAnInput) {
 TEST(OutputPaths, OutputFileChecksAndAtomicWrite) {
   TempDir dir;
   fs::create_directories(dir.file("model"));
-  EXPECT_THROW(check_output_file(dir.file("model/config.json"), {dir.file("model")}), InputError);
-  EXPECT_THROW(check_output_file(dir.file("model"), {}), InputError);           // a directory
-  EXPECT_THROW(check_output_file(dir.file("missing/x.json"), {}), InputError);  // no such folder
-  EXPECT_NO_THROW(check_output_file(dir.file("x.json"), {dir.file("model")}));
+  const auto any = [](const std::string&) { return true; };
+  const auto earlier = [](const std::string& p) { return test::read_file(p) == "earlier output"; };
+  EXPECT_THROW(check_output_file(dir.file("model/config.json"), {dir.file("model")}, any, "x"), InputError);
+  EXPECT_THROW(check_output_file(dir.file("model"), {}, any, "x"), InputError);           // a directory
+  EXPECT_THROW(check_output_file(dir.file("missing/x.json"), {}, any, "x"), InputError);  // no such folder
+  EXPECT_NO_THROW(check_output_file(dir.file("x.json"), {dir.file("model")}, earlier, "x"));  // not there yet
   write_file_atomically(dir.file("x.json"), "first");
   write_file_atomically(dir.file("x.json"), "second");
   EXPECT_EQ(test::read_file(dir.file("x.json")), "second");
@@ -61,6 +63,26 @@ TEST(OutputPaths, OutputFileChecksAndAtomicWrite) {
   }
   EXPECT_EQ(fs::status(dir.file("x.json")).permissions() & fs::perms::owner_read, fs::perms::owner_read);
   EXPECT_THROW(write_file_atomically(dir.file("missing/x.json"), "text"), InputError);
+  // An existing file is replaced only when it is an earlier output of the same kind.
+  EXPECT_THROW(check_output_file(dir.file("x.json"), {}, earlier, "an earlier output"), InputError);
+  test::write_file(dir.file("x.json"), "earlier output");
+  EXPECT_NO_THROW(check_output_file(dir.file("x.json"), {}, earlier, "an earlier output"));
+  // Never a device, a pipe or a symlink: the rename would put a plain file in their place.
+  EXPECT_THROW(check_output_file("/dev/null", {}, any, "x"), InputError);
+  fs::create_symlink(dir.file("x.json"), dir.file("link.json"));
+  EXPECT_THROW(check_output_file(dir.file("link.json"), {}, any, "x"), InputError);
+}
+
+TEST(OutputPaths, PartialRunDirectoryMustBeCrepesAndHoldNoInput) {
+  TempDir dir;
+  EXPECT_NO_THROW(check_partial_directory(dir.file("out.partial"), {}));  // absent
+  fs::create_directories(dir.file("out.partial"));
+  test::write_file(dir.file("out.partial/notes.txt"), "mine");
+  EXPECT_THROW(check_partial_directory(dir.file("out.partial"), {}), InputError);  // no manifest: not crepe's
+  test::write_file(dir.file("out.partial/manifest.json"), "{}");
+  EXPECT_NO_THROW(check_partial_directory(dir.file("out.partial"), {}));
+  test::write_file(dir.file("out.partial/calib.txt"), "text");
+  EXPECT_THROW(check_partial_directory(dir.file("out.partial"), {dir.file("out.partial/calib.txt")}), InputError);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 //
 // Paths are compared after resolving symlinks and "..", so `--out .` from inside a model directory
 // or a trailing slash mean what they say.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,9 +24,17 @@ bool path_is_inside(const std::string& candidate, const std::string& dir);
 // directory, or its parent cannot be a directory (a file is in the way).
 void check_output_directory(const std::string& out_dir, const std::vector<std::string>& inputs, bool force);
 
-// An output file. InputError naming `path` when it is empty or an existing directory, its folder does
-// not exist or is not a directory, or it equals or lies inside one of `inputs`.
-void check_output_file(const std::string& path, const std::vector<std::string>& inputs);
+// Where a prune keeps its finished blocks (OUT.partial). When it exists it must be an interrupted
+// crepe run (a folder with manifest.json) that holds none of `inputs`: resuming reads it, --force
+// deletes it. InputError naming it otherwise.
+void check_partial_directory(const std::string& partial_dir, const std::vector<std::string>& inputs);
+
+// An output file. InputError naming `path` when it is empty or a directory, equals or lies inside one
+// of `inputs`, its folder does not exist or is not a directory, or it exists and is not a regular
+// file (a device, pipe or symlink, which the rename would replace) or not `kind` as `replaceable`
+// recognises it (an earlier output of the same sort: never a file of the user's own).
+void check_output_file(const std::string& path, const std::vector<std::string>& inputs,
+                       const std::function<bool(const std::string&)>& replaceable, const std::string& kind);
 
 // Writes `contents` to a temporary file beside `path`, then renames it over `path`: a reader sees
 // the old file or the whole new one. InputError naming `path` when the bytes cannot all be written
