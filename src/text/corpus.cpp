@@ -62,7 +62,7 @@ void check_is_text(const std::string& path, const std::string& text) {
     }
   }
   if (text.compare(0, 2, "\xff\xfe") == 0 || text.compare(0, 2, "\xfe\xff") == 0) {
-    throw_input_error(path, "starts with a UTF-16 byte-order mark: convert it to UTF-8 first");
+    throw_input_error(path, "starts with a UTF-16 or UTF-32 byte-order mark: convert it to UTF-8 first");
   }
   // NUL is valid UTF-8 but no text has many: UTF-16 without a mark has one in every other byte.
   const size_t nul = static_cast<size_t>(std::count(text.begin(), text.end(), '\0'));

@@ -78,7 +78,7 @@ TEST(ReadDocuments, TextThatIsNotUtf8IsRefusedNamingTheFile) {
   };
   refused("c4.jsonl.gz", std::string("\x1f\x8b\x08\x00rest", 8), "gzip-compressed");
   refused("c4.jsonl.zst", std::string("\x28\xb5\x2f\xfd\x00", 5), "zstd-compressed");
-  refused("utf16.txt", std::string("\xff\xfeh\0i\0", 6), "UTF-16 byte-order mark");
+  refused("utf16.txt", std::string("\xff\xfeh\0i\0", 6), "UTF-16 or UTF-32 byte-order mark");
   refused("utf16-no-mark.txt", std::string("h\0e\0l\0l\0o\0", 10), "(0 malformed and 5 NUL bytes of 10");
   refused("latin1.txt", "caf\xe9 cr\xe8me br\xfbl\xe9" "e", "not UTF-8 text (4 malformed and 0 NUL bytes of 17");
   // Real corpora carry a stray bad byte now and then: under 1% passes, and valid UTF-8 of every
