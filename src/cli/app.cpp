@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <thread>
 #include <iostream>
@@ -89,6 +90,30 @@ void print_json(const std::string& document) {
   std::fflush(stdout);
 }
 
+namespace {
+
+// A count given as 4.7 is a mistake to name, not a value "not in range" (CLI11's words for it):
+// every whole-number option of every command checks for it first.
+void require_whole_numbers(CLI::App& app) {
+  const CLI::Validator whole_number(
+      [](std::string& text) -> std::string {
+        if (text.find_first_not_of("+-0123456789") == std::string::npos) return "";
+        char* end = nullptr;
+        std::strtod(text.c_str(), &end);
+        const bool a_number = !text.empty() && end != nullptr && *end == '\0';
+        return a_number ? "must be a whole number in digits, got " + text : "";  // anything else: CLI11's own message
+      },
+      "");
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+    for (CLI::Option* option : command->get_options([](CLI::Option*) { return true; })) {
+      const std::string type = option->get_type_name();
+      if (type.rfind("INT", 0) == 0 || type.rfind("UINT", 0) == 0) option->transform(whole_number);
+    }
+  }
+}
+
+}  // namespace
+
 int run(int argc, char** argv) {
   CLI::App app{"crepe: post-training pruning of LLaMA-family models (CRePE, RIA, Wanda, SparseGPT)", "crepe"};
   app.require_subcommand(1);
@@ -108,15 +133,21 @@ int run(int argc, char** argv) {
   Action tokenize = add_tokenize_command(app);
   Action prune = add_prune_command(app);
   Action search = add_search_command(app);
+  require_whole_numbers(app);
   for (int i = 0; i < argc; ++i) command_line() += (i ? " " : "") + std::string(argv[i]);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
-      std::fprintf(stderr, "crepe: error: unknown command '%s' (expected inspect, eval, tokenize, prune or search)\n",
-                   argv[1]);
+    if (app.get_subcommands().empty() && std::string(e.what()).find("subcommand is required") != std::string::npos) {
+      // No command was recognised: name what stood where it should have been.
+      const std::string first = argc > 1 ? argv[1] : "";
+      const std::string what = first.empty()         ? std::string("no command given")
+                               : first[0] != '-'     ? "unknown command '" + first + "'"
+                               : argc == 2 && first != "-q" && first != "--quiet" ? "unknown option '" + first + "' and no command"
+                                                     : std::string("no command given");
+      std::fprintf(stderr, "crepe: error: %s (expected inspect, eval, tokenize, prune or search)\n", what.c_str());
       return 2;
     }
     // A bad command line is bad input like any other: one line, house format (CLI11's own printer

@@ -408,6 +408,7 @@ std::vector<BadCase> bad_cases() {
   prune_option("UnknownMethod", {"--method", "obs"}, "--method", "unknown method 'obs'");
   prune_option("UnknownAllocation", {"--allocation", "greedy"}, "--allocation", "unknown allocation 'greedy'");
   prune_option("NegativeNsamples", {"--nsamples", "-3"}, "--nsamples", "-3");
+  prune_option("FractionalNsamples", {"--nsamples", "4.7"}, "--nsamples", "must be a whole number in digits, got 4.7");
   // An unset shell variable: calibrating on self-generated text instead would change the run silently.
   cases.push_back({"Prune_EmptyCalibrationPath", nullptr,
                    [](const Env& env) {

@@ -117,6 +117,9 @@ TEST(Cli, BadInputGivesOneLineAndExitCode2) {
   const auto unknown = run_crepe({"frobnicate"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.err.find("unknown command 'frobnicate'"), std::string::npos) << unknown.err;
+  const auto bogus = run_crepe({"--bogus"});
+  EXPECT_EQ(bogus.exit_code, 2);
+  EXPECT_NE(bogus.err.find("unknown option '--bogus'"), std::string::npos) << bogus.err;
 
   const auto short_text = run_crepe({"eval", "--model", shared_path("models/stories260k"), "--data",
                                      shared_path("models/stories260k/generation_config.json"), "--seqlen", "256"});
