@@ -191,7 +191,7 @@ nlohmann::json resume_request(const PruneOptions& o, const io::Checkpoint& ckpt,
   // fingerprint.
   nlohmann::json calibration = {{"nsamples", o.nsamples}, {"seqlen", o.seqlen}, {"seed", o.seed},
                                 {"tokenizer_kind", o.tokenizer_kind},
-                                {"data", o.calib_data.empty() ? "" : io::normalised_path(o.calib_data)}};
+                                {"data", io::normalised_path(o.calib_data)}};
   if (!o.calib_data.empty()) calibration["data_file"] = io::file_fingerprint(o.calib_data);
   return {{"crepe_version", CREPE_VERSION}, {"input", io::checkpoint_fingerprint(ckpt)},
           {"hyperparameters", hyperparameters(config)}, {"calibration", calibration},
@@ -334,7 +334,7 @@ Action add_prune_command(CLI::App& app) {
     // resuming clears what a killed run left behind (its temporary output directory).
     const std::vector<std::string> inputs = {o->model, o->calib_data, o->eval_data, o->config};
     io::check_output_directory(o->out, inputs, o->force);
-    io::check_partial_directory(io::normalised_path(o->out) + ".partial", inputs);
+    io::check_partial_directory(io::PartialRun::dir_for(o->out), inputs);
     io::PartialRun partial(o->out, resume_request(*o, ckpt, config), o->resume, o->force);
     io::CheckpointWriter writer(ckpt, o->out, o->force);
     if (o->resume) {

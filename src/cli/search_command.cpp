@@ -307,9 +307,10 @@ Action add_search_command(CLI::App& app) {
     const int64_t pairs = static_cast<int64_t>(kernels.size() * groups.size());
     const bool cma_search = o->objective == "proxy" && o->correlate == 0 && o->correlate_from.empty();
     if (o->budget > 0 && cma_search) search::generations_per_pair(o->budget, pairs);
-    // The defaults (168 for the network proxies, 448 for the others) hold a generation for 24 pairs.
-    require(o->budget > 0 || !cma_search || pairs * search::kPhoGeneration <= 168, "--budget",
-            "the default of 168 evaluations is less than one CMA-ES generation for each of the " + std::to_string(pairs) +
+    // The smaller default (the network proxies') must hold a generation per pair too.
+    const int64_t smallest_default = search::default_budget(search::Proxy::Kl);
+    require(o->budget > 0 || !cma_search || pairs * search::kPhoGeneration <= smallest_default, "--budget",
+            "the default of " + std::to_string(smallest_default) + " evaluations is less than one CMA-ES generation for each of the " + std::to_string(pairs) +
                 " (kernel, group) pairs searched: give --budget " + std::to_string(pairs * search::kPhoGeneration) +
                 " or more, or fewer --kernels");
     search::WeightHolding holding = search::parse_weight_holding(o->weights);
@@ -391,14 +392,13 @@ Action add_search_command(CLI::App& app) {
       pho.trace_path = o->out + ".trace.json";
       pho.resume = o->resume;
       // Files by resolved path and fingerprint: a trailing slash or another spelling is the same search.
-      auto resolved = [](const std::string& path) { return path.empty() ? path : io::normalised_path(path); };
       pho.request = {{"crepe_version", CREPE_VERSION}, {"model", io::checkpoint_fingerprint(ckpt)},
                      {"target", mask.pattern.structured() ? mask.pattern.str() : std::to_string(mask.sparsity)},
                      {"proxy", search::proxy_name(pho.proxy)}, {"maximize", pho.maximize}, {"kernels", kernels},
                      {"groups", o->groups}, {"budget", pho.budget}, {"seed", o->seed}, {"layers", blocks},
-                     {"calibration", {{"data", resolved(o->calib_data)}, {"data_file", io::file_fingerprint(o->calib_data)},
+                     {"calibration", {{"data", io::normalised_path(o->calib_data)}, {"data_file", io::file_fingerprint(o->calib_data)},
                                       {"nsamples", o->nsamples}, {"seqlen", seqlen}}},
-                     {"proxy_data", resolved(o->proxy_data)}, {"proxy_data_file", io::file_fingerprint(o->proxy_data)},
+                     {"proxy_data", io::normalised_path(o->proxy_data)}, {"proxy_data_file", io::file_fingerprint(o->proxy_data)},
                      {"proxy_samples", o->proxy_samples},
                      {"device", o->device.device}, {"dtype", o->device.dtype}};
       std::string why;

@@ -50,7 +50,7 @@ void check_not_an_input(const std::string& out, const std::vector<std::string>& 
 
 }  // namespace
 
-std::string normalised_path(const std::string& path) { return resolved(path).string(); }
+std::string normalised_path(const std::string& path) { return path.empty() ? path : resolved(path).string(); }
 
 bool path_is_inside(const std::string& candidate, const std::string& dir) {
   const fs::path c = resolved(candidate), d = resolved(dir);

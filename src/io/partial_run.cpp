@@ -122,7 +122,7 @@ void require_same_request(const nlohmann::json& recorded, const nlohmann::json& 
 }
 
 PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool resume, bool force)
-    : dir_(normalised_path(out_dir) + ".partial") {
+    : dir_(dir_for(out_dir)) {
   const fs::path manifest_path = fs::path(dir_) / "manifest.json";
   if (!resume) {
     require(!fs::exists(dir_) || force, dir_,
@@ -157,6 +157,8 @@ PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool 
             "differs from the file the interrupted run saved (damaged?); run again with --force instead of --resume");
   }
 }
+
+std::string PartialRun::dir_for(const std::string& out_dir) { return normalised_path(out_dir) + ".partial"; }
 
 bool PartialRun::has_block(int64_t block) const { return manifest_["blocks"].contains(std::to_string(block)); }
 

@@ -8,7 +8,6 @@
 #include <stdexcept>
 
 #include "crepe/core/error.hpp"
-#include "crepe/core/interrupt.hpp"
 
 namespace crepe::prune {
 namespace {
@@ -251,7 +250,6 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
   at::Tensor states = calibrated ? runner.embed(calibration_ids) : at::Tensor();
 
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
-    if (interrupt_requested()) throw Interrupted{b};
     std::vector<LayerOutcome> layers;
     const bool restored = hooks.restore && hooks.restore(b, weights, layers);
     if (restored) {

@@ -30,6 +30,16 @@ std::vector<std::string> prune_args(const std::string& model, const std::string&
   return args;
 }
 
+// A writable copy of the shared stories260k model in dir/name (tests that alter or rename it).
+std::string stories_copy(const test::TempDir& dir, const std::string& name) {
+  const std::string copy = dir.file(name);
+  std::filesystem::create_directories(copy);
+  for (const auto& entry : std::filesystem::directory_iterator(test::shared_path("models/stories260k"))) {
+    std::filesystem::copy_file(entry.path(), copy + "/" + entry.path().filename().string());
+  }
+  return copy;
+}
+
 TEST(PruneCli, SparsityZeroIsAByteIdenticalRoundTrip) {
   test::TempDir dir;
   const std::string model = shared_path("models/mini-llama-6m");
@@ -162,8 +172,7 @@ TEST(PruneCli, RefusesToOverwriteOrWriteIntoTheInput) {
   EXPECT_NE(inside.err.find("lies inside, the input"), std::string::npos) << inside.err;
 
   // --force never deletes an input: not a model inside the output, not a data file inside it.
-  fs::create_directories(dir.file("parent/model"));
-  for (const auto& entry : fs::directory_iterator(model)) fs::copy_file(entry.path(), dir.file("parent/model") + "/" + entry.path().filename().string());
+  stories_copy(dir, "parent/model");
   const auto above = run_crepe(prune_args(dir.file("parent/model"), dir.file("parent"), {"--force"}));
   EXPECT_EQ(above.exit_code, 2);
   EXPECT_NE(above.err.find("contains the input"), std::string::npos) << above.err;
@@ -184,8 +193,7 @@ TEST(PruneCli, RefusesToOverwriteOrWriteIntoTheInput) {
   EXPECT_EQ(read_file(dir.file("precious.json")), "{}");
   // OUT.partial follows the same rules: a model that happens to be named so is neither resumed
   // nor deleted.
-  fs::create_directories(dir.file("m.partial"));
-  for (const auto& entry : fs::directory_iterator(model)) fs::copy_file(entry.path(), dir.file("m.partial") + "/" + entry.path().filename().string());
+  stories_copy(dir, "m.partial");
   const auto partial_input = run_crepe(prune_args(dir.file("m.partial"), dir.file("m"), {"--force"}));
   EXPECT_EQ(partial_input.exit_code, 2);
   EXPECT_NE(partial_input.err.find("m.partial: is, or lies inside, the input"), std::string::npos) << partial_input.err;
@@ -325,10 +333,7 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
 
 TEST(SearchCli, OutputIsCheckedFirstAndResumeContinuesOnlyTheSameSearch) {
   test::TempDir dir;
-  fs::create_directories(dir.file("model"));
-  for (const auto& entry : fs::directory_iterator(test::shared_path("models/stories260k"))) {
-    fs::copy_file(entry.path(), dir.file("model") + "/" + entry.path().filename().string());
-  }
+  stories_copy(dir, "model");
   const std::string config = test::read_file(dir.file("model/config.json"));
   const std::vector<std::string> common = {"search", "--model", dir.file("model"), "--calib-data",
                                            test::shared_path("data/tinystories-val.txt"), "--nsamples", "4", "--seqlen",
@@ -705,10 +710,7 @@ TEST(PruneCli, ResumeRefusesADamagedSavedBlockAndKeepsIt) {
 TEST(PruneCli, ResumeRefusesAModelRewrittenSinceTheInterruption) {
   // A new fine-tune exported over the old one keeps names, shapes and sizes; its files are newer.
   test::TempDir dir;
-  fs::create_directories(dir.file("model"));
-  for (const auto& entry : fs::directory_iterator(test::shared_path("models/stories260k"))) {
-    fs::copy_file(entry.path(), dir.file("model") + "/" + entry.path().filename().string());
-  }
+  stories_copy(dir, "model");
   setenv("CREPE_TEST_STOP_AFTER_BLOCK", "1:int", 1);
   ASSERT_EQ(test::run_crepe(prune_args(dir.file("model"), dir.file("out"), {})).exit_code, 130);
   unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
@@ -722,10 +724,7 @@ TEST(PruneCli, ResumeRefusesAModelRewrittenSinceTheInterruption) {
 
 TEST(PruneCli, DenseWeightsInOtherFormatsAreNotCopiedIntoTheOutput) {
   test::TempDir dir;
-  fs::create_directories(dir.file("model"));
-  for (const auto& entry : fs::directory_iterator(test::shared_path("models/stories260k"))) {
-    fs::copy_file(entry.path(), dir.file("model") + "/" + entry.path().filename().string());
-  }
+  stories_copy(dir, "model");
   for (const char* name : {"pytorch_model.bin", "pytorch_model-00001-of-00002.bin", "pytorch_model.bin.index.json",
                            "model.gguf", "flax_model.msgpack"}) {
     test::write_file(dir.file("model") + "/" + name, "dense weights");

@@ -33,6 +33,14 @@ at::Tensor tensor_of(const std::vector<double>& v) {
   return at::tensor(at::ArrayRef<double>(v), at::TensorOptions().dtype(at::kDouble));
 }
 
+// 2000 values uniform on [0.2, 1) below a power-law tail of 3000 values (alpha 2.5) from 1, seeded.
+at::Tensor body_and_tail_samples() {
+  std::mt19937_64 rng(11);
+  std::vector<double> x = power_law_samples(rng, 3000, 2.5, 1.0);
+  for (int i = 0; i < 2000; ++i) x.push_back(0.2 + 0.8 * uniform(rng));
+  return tensor_of(x);
+}
+
 // ---- OWL ----
 
 TEST(Allocation, OwlHandChecked) {
@@ -247,11 +255,7 @@ TEST(Allocation, HillAlphaRecoversKnownExponents) {
 }
 
 TEST(Allocation, KsRejectsTheBodyBelowAPowerLawTail) {
-  // 2000 values uniform on [0.2, 1) below a power-law tail of 3000 values (alpha 2.5) from 1.
-  std::mt19937_64 rng(11);
-  std::vector<double> x = power_law_samples(rng, 3000, 2.5, 1.0);
-  for (int i = 0; i < 2000; ++i) x.push_back(0.2 + 0.8 * uniform(rng));
-  const at::Tensor samples = tensor_of(x);
+  const at::Tensor samples = body_and_tail_samples();
   const PowerLawFit fit = fit_power_law(samples);
   // Fitting from the body is poor, from the true xmin good; the search finds at least as good a fit,
   // inside the tail (KS selection may settle past the tail's start on sampling noise: with this
@@ -304,10 +308,7 @@ TEST(Allocation, NearPeakFitUsesTheTailFromThePeak) {
   // The body and tail of KsRejectsTheBodyBelowAPowerLawTail: the unrestricted search settles far out
   // in the tail (xmin 2.45, 759 values); restricted to [0.95, 1.5] times the histogram's peak, the fit
   // starts where the tail does and uses most of it, with the right exponent.
-  std::mt19937_64 rng(11);
-  std::vector<double> x = power_law_samples(rng, 3000, 2.5, 1.0);
-  for (int i = 0; i < 2000; ++i) x.push_back(0.2 + 0.8 * uniform(rng));
-  const at::Tensor samples = tensor_of(x);
+  const at::Tensor samples = body_and_tail_samples();
   const double peak = spectrum_peak(samples);
   const PowerLawFit free = fit_power_law(samples), near = fit_power_law_near_peak(samples);
   EXPECT_GE(near.xmin, 0.95 * peak);

@@ -12,9 +12,7 @@ bool interrupt_requested();
 int interrupt_exit_code();
 
 // Thrown at a safe point after the signal.
-struct Interrupted {
-  long long completed_blocks = -1;  // blocks a prune finished (-1: not a prune)
-};
+struct Interrupted {};
 
 // Throws Interrupted{} when a stop was requested.
 void stop_if_interrupted();

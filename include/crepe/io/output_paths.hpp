@@ -11,7 +11,8 @@
 
 namespace crepe::io {
 
-// The absolute, normalised form of a user-given path, without a trailing separator ("out/" -> out).
+// The absolute, normalised form of a user-given path, without a trailing separator ("out/" -> out);
+// "" (an option not given) stays "".
 std::string normalised_path(const std::string& path);
 
 // Whether `candidate` is `dir` or lies below it (after resolving symlinks where they exist).

@@ -40,6 +40,8 @@ class PartialRun {
   // `request`, else InputError saying what differs, and every saved block file must match its
   // checksum, else InputError naming the file.
   PartialRun(const std::string& out_dir, nlohmann::json request, bool resume, bool force);
+  // Where the finished blocks of a run writing `out_dir` are kept: OUT.partial beside it.
+  static std::string dir_for(const std::string& out_dir);
 
   bool has_block(int64_t block) const;
   int64_t completed_blocks() const;
