@@ -63,6 +63,25 @@ TEST(Pho, CandidatesMapTheBoxToCrepeParameters) {
   EXPECT_EQ(c.group, prune::Group::Row);
   EXPECT_NO_THROW(prune::validate(candidate_from(lower_bounds(), 1, prune::Group::Layer).crepe));
   EXPECT_NO_THROW(prune::validate(candidate_from(upper_bounds(), 7, prune::Group::Layer).crepe));
+  // gamma's floor is gamma = 0, so plain RIA is a point of the box; just above it, 10^x as elsewhere.
+  EXPECT_EQ(candidate_from({0.0, lower_bounds()[1], 0.5}, 3, prune::Group::Layer).crepe.gamma, 0.0);
+  EXPECT_NEAR(candidate_from({0.0, lower_bounds()[1] + 0.5, 0.5}, 3, prune::Group::Layer).crepe.gamma,
+              std::pow(10.0, lower_bounds()[1] + 0.5), 1e-18);
+}
+
+// At a large model's width (2048 x 2048 here: each relative importance ~5e-4) the floor of gamma's
+// range must mean what plain RIA means: the same scores, not scores moved by a 1e-4 neighbourhood
+// term (with k = 1 that term is gamma itself).
+TEST(Pho, GammasFloorIsPlainRia) {
+  at::manual_seed(3);
+  const at::Tensor W = at::randn({2048, 2048});
+  const at::Tensor act = at::rand({2048}) + 0.1;
+  const Candidate floor = candidate_from({0.0, lower_bounds()[1], 0.5}, 1, prune::Group::Layer);
+  const at::Tensor ria = prune::ria_score(W, act, 0.5);
+  EXPECT_TRUE(at::allclose(prune::crepe_score(W, act, floor.crepe), ria, 1e-6, 0));
+  prune::CrepeParams tiny = floor.crepe;
+  tiny.gamma = 1e-4;  // what the floor meant before: scores move by about a tenth
+  EXPECT_FALSE(at::allclose(prune::crepe_score(W, act, tiny), ria, 1e-2, 0));
 }
 
 TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {

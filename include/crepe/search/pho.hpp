@@ -4,7 +4,9 @@
 //
 // Search space. The CRePE score is linear in (alpha, beta, gamma), so masks depend only on their
 // ratios: alpha is fixed at 1 and the search runs over x = (log10 beta, log10 gamma, a) in
-// [-3, 1] x [-4, 1] x [0, 1]. The kernel size k and the comparison group (layer or row) are
+// [-3, 1] x [-4, 1] x [0, 1], where log10 gamma = -4, its floor, stands for gamma = 0: the box then
+// holds plain RIA (alpha = beta = 1, gamma = 0, a = 0.5) exactly, and CMA-ES, whose repair clips
+// samples onto the faces, reaches it. The kernel size k and the comparison group (layer or row) are
 // discrete; each (k, group) pair gets its own CMA-ES run with an equal share of the budget. We
 // search them separately rather than rounding a continuous encoding because CMA-ES adapts badly
 // on plateaus, and the pairs are few (4 kernels x 2 groups by default).
@@ -24,7 +26,7 @@
 
 namespace crepe::search {
 
-// x = (log10 beta, log10 gamma, a) <-> Candidate with alpha = 1.
+// x = (log10 beta, log10 gamma, a) <-> Candidate with alpha = 1 (gamma = 0 on gamma's floor).
 Candidate candidate_from(const std::vector<double>& x, int64_t kernel, prune::Group group);
 std::vector<double> lower_bounds();
 std::vector<double> upper_bounds();
