@@ -144,7 +144,7 @@ at::Tensor prune_linear(const at::Tensor& weight, const InputStats& stats, const
     options.n = spec.pattern.n;
     options.m = spec.pattern.m;
     mask = dsnot_reprune(in_order(weight.to(at::kFloat)), mask, in_order(scores), in_order(stats.sequence_sum()),
-                         in_order(stats.variance()), options);
+                         in_order(stats.sequence_variance()), options);
   }
   if (order.defined()) mask = unpermute_columns(mask, order);
   if (mask_out) *mask_out = mask;

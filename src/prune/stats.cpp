@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <limits>
 
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
@@ -12,7 +11,7 @@ namespace crepe::prune {
 at::Tensor InputStats::norm() const { return sq_sum.sqrt(); }
 
 InputStats to_host(InputStats stats) {
-  for (at::Tensor* t : {&stats.sq_sum, &stats.sum, &stats.gram}) {
+  for (at::Tensor* t : {&stats.sq_sum, &stats.sum, &stats.within_sequence_sq_dev, &stats.gram}) {
     if (t->defined()) *t = t->cpu();
   }
   return stats;
@@ -20,13 +19,8 @@ InputStats to_host(InputStats stats) {
 
 at::Tensor InputStats::mean() const { return sum / static_cast<double>(std::max<int64_t>(tokens, 1)); }
 
-at::Tensor InputStats::variance() const {
-  const at::Tensor m = mean();
-  const at::Tensor mean_square = sq_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
-  // E[x^2] - E[x]^2 cancels in float32 for a channel whose mean dwarfs its spread: a variance below
-  // the rounding of E[x^2] is noise, and taken at face value (down to 0) it would make that channel
-  // look perfectly predictable to DSnoT's regrowth.
-  return at::max(mean_square - m * m, mean_square * static_cast<double>(std::numeric_limits<float>::epsilon()));
+at::Tensor InputStats::sequence_variance() const {
+  return within_sequence_sq_dev / static_cast<double>(std::max<int64_t>(tokens, 1));
 }
 
 at::Tensor InputStats::sequence_sum() const {
@@ -47,16 +41,35 @@ void require_finite(const InputStats& stats, const std::string& model_dir, int64
                              compute_dtype);
 }
 
+namespace {
+
+// Sum over sequences of each sequence's squared deviations from its own mean, [in], from the float32
+// activations `flat` [tokens, in] in sequences of `seqlen` tokens. Two passes over each sequence
+// (at::var), so a channel with a large mean keeps its small spread.
+at::Tensor within_sequence_squared_deviations(const at::Tensor& flat, int64_t seqlen) {
+  const at::Tensor sequences = flat.reshape({-1, seqlen, flat.size(1)});
+  return at::var(sequences, /*dim=*/1, /*unbiased=*/false).sum(0) * static_cast<double>(seqlen);
+}
+
+}  // namespace
+
 void StatsAccumulator::add(const at::Tensor& x) {
+  TORCH_CHECK(x.dim() >= 2, "StatsAccumulator::add: activations must be [tokens, in] or [sequences, seq, in]");
   const at::Tensor flat = x.reshape({-1, x.size(-1)}).to(at::kFloat);
   const at::Tensor sq = flat.pow(2).sum(0);
   if (!stats_.sq_sum.defined()) {
     stats_.sq_sum = sq;
-    if (request_.moments) stats_.sum = flat.sum(0);
+    if (request_.moments) {
+      stats_.sum = flat.sum(0);
+      stats_.within_sequence_sq_dev = within_sequence_squared_deviations(flat, x.size(-2));
+    }
     if (request_.gram) stats_.gram = at::matmul(flat.t(), flat);
   } else {
     stats_.sq_sum.add_(sq);
-    if (request_.moments) stats_.sum.add_(flat.sum(0));
+    if (request_.moments) {
+      stats_.sum.add_(flat.sum(0));
+      stats_.within_sequence_sq_dev.add_(within_sequence_squared_deviations(flat, x.size(-2)));
+    }
     if (request_.gram) stats_.gram.addmm_(flat.t(), flat);
   }
   stats_.tokens += flat.size(0);

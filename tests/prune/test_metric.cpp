@@ -185,7 +185,10 @@ TEST(Stats, AccumulatesNormsMomentsAndGramOverBatches) {
   EXPECT_EQ(s.tokens, 30);
   EXPECT_TRUE(at::allclose(s.norm().to(at::kDouble), flat.pow(2).sum(0).sqrt(), 1e-5, 1e-6));
   EXPECT_TRUE(at::allclose(s.mean().to(at::kDouble), flat.mean(0), 1e-5, 1e-6));
-  EXPECT_TRUE(at::allclose(s.variance().to(at::kDouble), flat.var(0, /*unbiased=*/false), 1e-4, 1e-5));
+  // DSnoT's variance: each sequence's own, averaged (all sequences have 10 tokens here).
+  const at::Tensor per_sequence_variance = x.to(at::kDouble).var(1, /*unbiased=*/false).mean(0);
+  EXPECT_TRUE(at::allclose(s.sequence_variance().to(at::kDouble), per_sequence_variance, 1e-4, 1e-5));
+  EXPECT_FALSE(at::allclose(per_sequence_variance, flat.var(0, /*unbiased=*/false), 1e-3, 1e-3));
   EXPECT_TRUE(at::allclose(s.gram.to(at::kDouble), flat.t().matmul(flat), 1e-5, 1e-5));
 }
 
@@ -207,19 +210,20 @@ TEST(Stats, CountsSequencesForPerSequenceSums) {
   EXPECT_THROW(InputStats{}.sequence_sum(), c10::Error);
 }
 
-TEST(Stats, VarianceNeverFallsBelowFloat32Resolution) {
-  // Channel 0 is the constant 1000: every sum is exact, E[x^2] - E[x]^2 is exactly 0, and a channel
-  // with a large mean and a tiny spread cancels the same way, leaving rounding noise. The variance
-  // reported is the rounding of E[x^2] instead (1e6 * float32 epsilon). Channel 1 is ordinary and
-  // keeps its variance.
+TEST(Stats, SequenceVarianceKeepsASmallSpreadUnderALargeMean) {
+  // E[x^2] - E[x]^2 would cancel to rounding noise for channel 1 (mean 1000, spread 0.01: float32
+  // resolves E[x^2] = 1e6 only to ~0.1); each sequence's variance about its own mean does not.
+  // A constant channel has variance exactly 0 (DSnoT's own floor then applies).
   at::manual_seed(7);
-  const at::Tensor noise = at::randn({1, 4096});
-  const at::Tensor x = at::stack({at::full_like(noise, 1000.0), noise}, -1);  // [1, 4096, 2]
+  const at::Tensor noise = at::randn({2, 4096});
+  const at::Tensor x = at::stack({at::full_like(noise, 1000.0), noise * 0.01 + 1000.0, noise}, -1);  // [2, 4096, 3]
   StatsAccumulator acc({/*gram=*/false, /*moments=*/true});
   acc.add(x);
-  const at::Tensor var = acc.stats().variance();
-  EXPECT_FLOAT_EQ(var[0].item<float>(), 1e6f * std::numeric_limits<float>::epsilon());
-  EXPECT_NEAR(var[1].item<double>(), noise.to(at::kDouble).var(1, /*unbiased=*/false).item<double>(), 1e-4);
+  const at::Tensor var = acc.stats().sequence_variance().to(at::kDouble);
+  const double noise_variance = noise.to(at::kDouble).var(1, /*unbiased=*/false).mean().item<double>();
+  EXPECT_EQ(var[0].item<double>(), 0.0);
+  EXPECT_NEAR(var[1].item<double>(), 1e-4 * noise_variance, 1e-6);
+  EXPECT_NEAR(var[2].item<double>(), noise_variance, 1e-4);
 }
 
 TEST(Stats, NonFiniteActivationsStopTheRunAndSayWhy) {

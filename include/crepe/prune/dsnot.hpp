@@ -26,8 +26,8 @@
 //
 // Where DSnoT's code differs: its N:M loop prunes the lowest-score kept weight of the group
 // whatever its sign (the sign test then only refuses the swap), its swaps may not land exactly on
-// e = 0 (sign 0 differs from the initial sign), and its variance is the mean of the sequences' own
-// variances where crepe's is over all calibration tokens. Like DSnoT, crepe measures e over one
+// e = 0 (sign 0 differs from the initial sign). Like DSnoT, crepe takes Var[x_j] within each
+// calibration sequence, averaged over them (InputStats::sequence_variance), and measures e over one
 // sequence, so `threshold` means what DSnoT's --update_threshold means (at a given sequence length:
 // 0.1 at 2048 tokens asks for a per-token error below 0.1 / 2048).
 //
@@ -55,7 +55,7 @@ at::Tensor dsnot_error(const at::Tensor& weight, const at::Tensor& keep_mask, co
 
 // The re-pruned keep-mask (bool, shaped like the weight, on its device). weight [out, in] any
 // floating dtype; keep_mask bool [out, in]; scores [out, in] (higher = more important); mean and
-// variance [in] (InputStats::sequence_sum(), InputStats::variance()).
+// variance [in] (InputStats::sequence_sum(), InputStats::sequence_variance()).
 at::Tensor dsnot_reprune(const at::Tensor& weight, const at::Tensor& keep_mask, const at::Tensor& scores,
                          const at::Tensor& mean, const at::Tensor& variance, const DsnotOptions& options = {});
 

@@ -15,19 +15,25 @@ namespace crepe::prune {
 
 struct StatsRequest {
   bool gram = false;     // X^T X, [in, in]: SparseGPT, reconstruction, the search proxies
-  bool moments = false;  // sum of X: per-channel mean and variance (DSnoT)
+  bool moments = false;  // sum of X and deviations within sequences: per-channel mean and variance (DSnoT)
 };
 
 struct InputStats {
   at::Tensor sq_sum;  // [in]  sum over tokens of x_j^2  (so ||X_j||_2 = sqrt(sq_sum))
   at::Tensor sum;     // [in]  sum over tokens of x_j (only with moments)
+  // [in] sum over sequences s and their tokens t of (x_tj - mean_s(x_j))^2: each sequence's spread
+  // about its own mean (only with moments)
+  at::Tensor within_sequence_sq_dev;
   at::Tensor gram;    // [in, in] sum over tokens of x x^T (only with gram)
   int64_t tokens = 0;
   int64_t sequences = 0;  // calibration sequences the tokens came in (0 where not recorded)
 
   at::Tensor norm() const;      // ||X_j||_2
   at::Tensor mean() const;      // E[x_j]     (needs moments)
-  at::Tensor variance() const;  // Var[x_j]   (needs moments); never below float32's resolution of E[x_j^2]
+  // Var[x_j] within a calibration sequence, averaged over the sequences (weighted by their tokens):
+  // DSnoT's variance, which leaves out how sequences' means differ (needs moments). Computed about
+  // each sequence's mean, so a small spread under a large mean survives float32.
+  at::Tensor sequence_variance() const;
   // E[x_j] times the tokens per calibration sequence: the expected input summed over one sequence,
   // the unit of DSnoT's error and threshold (needs moments and sequences).
   at::Tensor sequence_sum() const;
