@@ -25,6 +25,7 @@
 #include "crepe/io/checkpoint_writer.hpp"
 #include "crepe/io/output_paths.hpp"
 #include "crepe/io/partial_run.hpp"
+#include "crepe/prune/metric.hpp"
 #include "crepe/prune/permutation_file.hpp"
 #include "crepe/prune/pipeline.hpp"
 #include "crepe/text/corpus.hpp"
@@ -43,8 +44,9 @@ struct PruneOptions {
   double sparsity = 0.5;
   std::string pattern = "unstructured";
   std::string group;  // empty: the method's own default
-  int64_t kernel_size = 3;
-  double alpha = 1.0, beta = 1.0, gamma = 0.25, act_power = 0.5;  // configs/crepe-default.json
+  int64_t kernel_size = prune::crepe_defaults().kernel_size;
+  double alpha = prune::crepe_defaults().alpha, beta = prune::crepe_defaults().beta;
+  double gamma = prune::crepe_defaults().gamma, act_power = prune::crepe_defaults().act_power;
   std::string calib_data;
   std::string tokenizer_kind = "auto";
   int64_t nsamples = 128;

@@ -343,7 +343,11 @@ Action add_search_command(CLI::App& app) {
       hill.kernels = kernels;
       hill.groups = groups;
       hill.budget = o->budget > 0 ? o->budget : 40;
-      search::Candidate start_point;  // crepe's defaults, in the first group searched
+      search::Candidate start_point;  // crepe prune's defaults, in the first group searched
+      start_point.crepe = prune::crepe_defaults();
+      if (std::find(kernels.begin(), kernels.end(), start_point.crepe.kernel_size) == kernels.end()) {
+        start_point.crepe.kernel_size = kernels.front();
+      }
       start_point.group = groups.front();
       const auto result = search::hill_climb(
           [&](const search::Candidate& c) { return search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run); },

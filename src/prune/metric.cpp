@@ -58,6 +58,16 @@ const char* metric_name(Metric metric) {
 
 bool needs_activations(Metric metric) { return metric != Metric::Magnitude && metric != Metric::RI; }
 
+CrepeParams crepe_defaults() {
+  CrepeParams p;
+  p.kernel_size = 3;
+  p.alpha = 1.0;
+  p.beta = 1.0;
+  p.gamma = 0.25;
+  p.act_power = 0.5;
+  return p;
+}
+
 CrepeParams ria_params(double act_power) {
   CrepeParams p;
   p.kernel_size = 1;

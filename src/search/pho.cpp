@@ -4,12 +4,14 @@
 #include <c10/core/InferenceMode.h>
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <set>
+#include <string>
 
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
@@ -315,65 +317,90 @@ double pruned_perplexity(const io::Checkpoint& checkpoint, const at::Tensor& cal
   return std::exp(nll.mean().item<double>());
 }
 
+std::vector<double> box_point(const Candidate& c) {
+  const double alpha = c.crepe.alpha > 0 ? c.crepe.alpha : 1.0;  // masks depend on the ratios only
+  const std::vector<double> lo = lower_bounds(), hi = upper_bounds();
+  auto log_coordinate = [&](double value, int d) {
+    return value <= 0 ? lo[d] : std::clamp(std::log10(value / alpha), lo[d], hi[d]);
+  };
+  return {log_coordinate(c.crepe.beta, 0), log_coordinate(c.crepe.gamma, 1), std::clamp(c.crepe.act_power, lo[2], hi[2])};
+}
+
+namespace {
+
+// A hill-climbing position: the candidate and its point in PHO's box (kept, not recomputed, so
+// steps add up exactly).
+struct HillPoint {
+  Candidate candidate;
+  std::vector<double> x;
+};
+
+// The positions one step away from `p` along each coordinate, clipped to the box; none that the
+// box's faces make equal to `p`, and no kernel step while gamma = 0 (the kernel only enters through
+// the neighbourhood term, so those masks would be p's own).
+std::vector<HillPoint> hill_neighbours(const HillPoint& p, const std::vector<double>& steps, const HillClimbOptions& options) {
+  std::vector<HillPoint> out;
+  const int64_t kernel = p.candidate.crepe.kernel_size;
+  const prune::Group group = p.candidate.group;
+  const auto k = std::find(options.kernels.begin(), options.kernels.end(), kernel);
+  if (k != options.kernels.end() && p.candidate.crepe.gamma > 0) {
+    if (k + 1 != options.kernels.end()) out.push_back({candidate_from(p.x, *(k + 1), group), p.x});
+    if (k != options.kernels.begin()) out.push_back({candidate_from(p.x, *(k - 1), group), p.x});
+  }
+  const std::vector<double> lo = lower_bounds(), hi = upper_bounds();
+  for (size_t d = 0; d < p.x.size(); ++d) {
+    for (double direction : {1.0, -1.0}) {
+      std::vector<double> y = p.x;
+      y[d] = std::clamp(p.x[d] + direction * steps[d], lo[d], hi[d]);
+      if (y[d] != p.x[d]) out.push_back({candidate_from(y, kernel, group), y});
+    }
+  }
+  if (options.groups.size() > 1) {
+    const prune::Group other = group == options.groups.front() ? options.groups[1] : options.groups.front();
+    out.push_back({candidate_from(p.x, kernel, other), p.x});
+  }
+  return out;
+}
+
+}  // namespace
+
 SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexity_of, const Candidate& start,
                         const HillClimbOptions& options) {
   const auto t0 = Clock::now();
   SearchResult result;
-  Candidate best = start;
-  double best_value = perplexity_of(best);
-  result.trace.push_back({best, best_value});
+  HillPoint best{start, box_point(start)};
+  double best_value = perplexity_of(best.candidate);
+  result.trace.push_back({best.candidate, best_value});
+  std::set<std::string> evaluated = {candidate_json(best.candidate).dump()};
   result.evaluations = 1;
   result.evaluations_to_best = 1;
   result.seconds_to_best = since(t0);
-  double factor = 2.0, a_step = 0.2;
-  auto neighbours = [&](const Candidate& c) {
-    std::vector<Candidate> out;
-    auto add = [&](const std::function<void(Candidate&)>& change) {
-      Candidate n = c;
-      change(n);
-      out.push_back(n);
-    };
-    const auto k = std::find(options.kernels.begin(), options.kernels.end(), c.crepe.kernel_size);
-    if (k != options.kernels.end() && k + 1 != options.kernels.end()) add([&](Candidate& n) { n.crepe.kernel_size = *(k + 1); });
-    if (k != options.kernels.end() && k != options.kernels.begin()) add([&](Candidate& n) { n.crepe.kernel_size = *(k - 1); });
-    for (double f : {factor, 1.0 / factor}) {
-      add([&](Candidate& n) { n.crepe.beta *= f; });
-      add([&](Candidate& n) { n.crepe.gamma *= f; });
-    }
-    for (double d : {a_step, -a_step}) {
-      const double a = std::clamp(c.crepe.act_power + d, 0.0, 1.0);
-      if (a != c.crepe.act_power) add([&](Candidate& n) { n.crepe.act_power = a; });
-    }
-    if (options.groups.size() > 1) {
-      const bool first = c.group == options.groups.front();
-      add([&](Candidate& n) { n.group = first ? options.groups[1] : options.groups.front(); });
-    }
-    return out;
-  };
+  // Steps in the box: a factor of 2 on beta and gamma, 0.2 on a; halved when no neighbour improves.
+  std::vector<double> steps = {std::log10(2.0), std::log10(2.0), 0.2};
   while (result.evaluations < options.budget) {
     bool improved = false;
-    for (const Candidate& n : neighbours(best)) {
+    for (const HillPoint& n : hill_neighbours(best, steps, options)) {
       if (result.evaluations >= options.budget) break;
-      const double value = perplexity_of(n);
+      if (!evaluated.insert(candidate_json(n.candidate).dump()).second) continue;  // known, and no better
+      const double value = perplexity_of(n.candidate);
       ++result.evaluations;
-      result.trace.push_back({n, value});
-      if (options.progress) spdlog::info("hill climbing: evaluation {}, ppl {:.4f} (best {:.4f})", result.evaluations, value, best_value);
+      result.trace.push_back({n.candidate, value});
       if (value < best_value) {
         best_value = value;
         best = n;
         improved = true;
         result.evaluations_to_best = result.evaluations;
         result.seconds_to_best = since(t0);
-        break;  // first improvement: move, then look around the new point
       }
+      if (options.progress) spdlog::info("hill climbing: evaluation {}, ppl {:.4f} (best {:.4f})", result.evaluations, value, best_value);
+      if (improved) break;  // first improvement: move, then look around the new point
     }
     if (!improved) {
-      if (factor < 1.2) break;  // steps already refined: a local optimum
-      factor = std::sqrt(factor);
-      a_step /= 2;
+      if (steps[0] < std::log10(1.2)) break;  // steps already refined: a local optimum
+      for (double& step : steps) step /= 2;
     }
   }
-  result.best = best;
+  result.best = best.candidate;
   result.best_value = best_value;
   result.seconds = since(t0);
   return result;

@@ -3,7 +3,10 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <set>
+#include <string>
 
 #include "crepe/core/error.hpp"
 #include "crepe/search/layer_stats.hpp"
@@ -267,6 +270,43 @@ TEST(Pho, HillClimbingFindsTheMinimumOfASmoothObjective) {
   const SearchResult one = hill_climb(objective, start, options);
   EXPECT_EQ(one.best.crepe.kernel_size, 5);
   for (const TracePoint& p : one.trace) EXPECT_EQ(p.candidate.group, prune::Group::Layer);
+}
+
+// Plain RIA (gamma = 0) is a point of the hill climb's space, as of PHO's: from crepe's defaults
+// (gamma = 0.25) the climb walks gamma down to its floor and lands on exactly 0, and while gamma is
+// 0 it spends nothing on kernel sizes, which could not change the mask. No point is judged twice.
+TEST(Pho, HillClimbingReachesGammaZeroAndWastesNoEvaluations) {
+  auto objective = [](const Candidate& c) {
+    return c.crepe.gamma + std::pow(std::log2(c.crepe.beta), 2) + std::pow(c.crepe.act_power - 0.5, 2);
+  };
+  Candidate start;
+  start.crepe = prune::crepe_defaults();
+  HillClimbOptions options;
+  options.budget = 120;
+  options.progress = false;
+  options.groups = {prune::Group::Layer};
+  const SearchResult r = hill_climb(objective, start, options);
+  EXPECT_EQ(r.best.crepe.gamma, 0.0);
+  EXPECT_DOUBLE_EQ(r.best_value, 0.0);
+  EXPECT_DOUBLE_EQ(r.trace.front().value, objective(start));
+  std::set<std::string> seen;
+  for (size_t i = 0; i < r.trace.size(); ++i) {
+    EXPECT_TRUE(seen.insert(candidate_json(r.trace[i].candidate).dump()).second) << "evaluated twice: " << i;
+  }
+  // Once at gamma = 0 the climb only tries beta, gamma and a: every later point keeps the kernel.
+  const auto first_zero = std::find_if(r.trace.begin(), r.trace.end(), [](const TracePoint& p) { return p.candidate.crepe.gamma == 0; });
+  ASSERT_NE(first_zero, r.trace.end());
+  for (auto p = first_zero; p != r.trace.end(); ++p) EXPECT_EQ(p->candidate.crepe.kernel_size, first_zero->candidate.crepe.kernel_size);
+  // And from gamma = 0 it can leave: an objective that wants gamma = 0.5 gets there from plain RIA.
+  auto wants_gamma = [](const Candidate& c) { return std::pow(std::log2(std::max(c.crepe.gamma, 1e-9)) + 1, 2); };
+  Candidate ria;
+  ria.crepe = prune::ria_params();
+  ria.crepe.kernel_size = 3;
+  options.budget = 200;
+  // Up from the floor (log10 gamma = -4) 0.5 is not on the steps' grid: within the finest half-step.
+  const double found = hill_climb(wants_gamma, ria, options).best.crepe.gamma;
+  ASSERT_GT(found, 0.0);
+  EXPECT_NEAR(std::log10(found), std::log10(0.5), std::log10(2.0) / 8);
 }
 
 TEST(Pho, LayerSelection) {

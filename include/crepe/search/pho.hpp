@@ -28,6 +28,9 @@ namespace crepe::search {
 
 // x = (log10 beta, log10 gamma, a) <-> Candidate with alpha = 1 (gamma = 0 on gamma's floor).
 Candidate candidate_from(const std::vector<double>& x, int64_t kernel, prune::Group group);
+// The inverse for any candidate: beta and gamma relative to alpha (masks depend on the ratios only),
+// each clipped to the box; gamma = 0 maps to gamma's floor.
+std::vector<double> box_point(const Candidate& candidate);
 std::vector<double> lower_bounds();
 std::vector<double> upper_bounds();
 
@@ -133,8 +136,11 @@ struct HillClimbOptions {
 };
 
 // The paper's baseline: coordinate hill climbing on (k, beta, gamma, a, group) with real
-// perplexity, starting from `start`; each step tries one coordinate up and down (the group: the
-// other of options.groups, when there are two).
+// perplexity, starting from `start`, in PHO's box (so gamma can reach 0 and leave it): each round
+// tries every coordinate one step up and down (beta and gamma by a factor of 2, a by 0.2, clipped to
+// the box; k to its neighbours in options.kernels, not while gamma = 0, where k changes nothing;
+// the group: the other of options.groups, when there are two), moves to the first that improves,
+// and halves the steps when none does, down to a factor of 1.2. No candidate is evaluated twice.
 SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexity_of, const Candidate& start,
                         const HillClimbOptions& options);
 
