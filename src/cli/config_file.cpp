@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "crepe/core/error.hpp"
 
@@ -15,6 +18,7 @@ namespace {
 std::string as_option_value(const nlohmann::json& value, const std::string& where) {
   if (value.is_string()) return value.get<std::string>();
   if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+  if (value.is_number_unsigned()) return std::to_string(value.get<uint64_t>());  // a seed may pass 2^63
   if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
   if (value.is_number()) {
     std::ostringstream out;
@@ -23,6 +27,24 @@ std::string as_option_value(const nlohmann::json& value, const std::string& wher
     return out.str();
   }
   throw_input_error(where, "expected a string, number or boolean, got " + value.dump());
+}
+
+// Options that state one setting two ways: the command line giving any of them overrides the
+// file's whole set (a file's "sparsity" must not contradict a command line's --pattern).
+const std::vector<std::vector<std::string>> kOneSetting = {{"sparsity", "pattern"}};
+
+// The option names (without dashes) the file must leave alone: those the command line gave, and
+// the rest of their settings.
+std::set<std::string> set_on_command_line(const CLI::App& command) {
+  std::set<std::string> names;
+  for (const CLI::Option* option : command.get_options()) {
+    if (option->count() > 0 && !option->get_lnames().empty()) names.insert(option->get_lnames().front());
+  }
+  for (const auto& setting : kOneSetting) {
+    const bool given = std::any_of(setting.begin(), setting.end(), [&](const std::string& n) { return names.count(n) > 0; });
+    if (given) names.insert(setting.begin(), setting.end());
+  }
+  return names;
 }
 
 }  // namespace
@@ -37,6 +59,7 @@ void apply_config_file(CLI::App& command, const std::string& path) {
     throw_input_error(path, std::string("invalid JSON: ") + e.what());
   }
   require(config.is_object(), path, "a config file must be a JSON object of option names");
+  const std::set<std::string> from_command_line = set_on_command_line(command);
   for (const auto& [key, value] : config.items()) {
     if (!key.empty() && key[0] == '_') continue;  // "_search", "_calibration": records, not options
     std::string name = key;
@@ -49,7 +72,7 @@ void apply_config_file(CLI::App& command, const std::string& path) {
     } catch (const CLI::OptionNotFound&) {
       throw_input_error(where, "is not an option of 'crepe " + command.get_name() + "'");
     }
-    if (option->count() > 0) continue;  // the command line wins
+    if (from_command_line.count(name) > 0 || option->count() > 0) continue;  // the command line wins
     // CLI11 would report 4.7 for a count as "not in range"; say what is wrong with it.
     const bool integral = option->get_type_name().rfind("INT", 0) == 0 || option->get_type_name().rfind("UINT", 0) == 0;
     require(!integral || !value.is_number_float() || value.get<double>() == std::floor(value.get<double>()), where,

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -428,7 +429,12 @@ Action add_search_command(CLI::App& app) {
                         {"seconds_to_best", result.seconds_to_best}, {"per_kernel_and_group", result.summary}, {"blocks", blocks},
                         {"weights", search::weight_holding_name(holding)}};
     }
-    out["_calibration"] = {{"data", o->calib_data}, {"nsamples", o->nsamples}, {"seqlen", seqlen}, {"seed", o->seed}};
+    // The calibration the configuration was found with, as crepe prune's own options: prune --config
+    // calibrates the same way unless its command line says otherwise.
+    out["calib-data"] = std::filesystem::absolute(o->calib_data).lexically_normal().string();
+    out["nsamples"] = o->nsamples;
+    out["seqlen"] = seqlen;
+    out["seed"] = o->seed;
     out["_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     io::write_file_atomically(o->out, out.dump(2) + "\n");
     if (o->json) print_json(out.dump(2));

@@ -141,6 +141,31 @@ TEST(PruneCli, ConfigFileFillsOptionsAndTheCommandLineWins) {
   EXPECT_EQ(run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out4"), {"--config", dir.file("whole.json")})).exit_code, 0);
 }
 
+// The target is one setting stated two ways: a command line's --pattern replaces a file's sparsity,
+// and its --sparsity a file's pattern, rather than contradicting them.
+TEST(PruneCli, ATargetOnTheCommandLineReplacesTheConfigFilesTarget) {
+  test::TempDir dir;
+  test::write_file(dir.file("sparse.json"), R"({"method": "ria", "sparsity": 0.6})");
+  const auto nm = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("nm"),
+                                       {"--config", dir.file("sparse.json"), "--pattern", "2:4", "--json"}));
+  ASSERT_EQ(nm.exit_code, 0) << nm.err;
+  const auto h = nlohmann::json::parse(nm.out).at("hyperparameters");
+  EXPECT_EQ(h.at("pattern"), "2:4");
+  EXPECT_EQ(h.at("method"), "ria");
+  test::write_file(dir.file("nm.json"), R"({"method": "ria", "pattern": "2:4"})");
+  const auto sparse = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("sparse"),
+                                           {"--config", dir.file("nm.json"), "--sparsity", "0.6", "--json"}));
+  ASSERT_EQ(sparse.exit_code, 0) << sparse.err;
+  const auto u = nlohmann::json::parse(sparse.out).at("hyperparameters");
+  EXPECT_EQ(u.at("pattern"), "unstructured");
+  EXPECT_DOUBLE_EQ(u.at("sparsity").get<double>(), 0.6);
+  // Within one source the contradiction is still refused.
+  test::write_file(dir.file("both.json"), R"({"pattern": "2:4", "sparsity": 0.6})");
+  const auto both = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("both"), {"--config", dir.file("both.json")}));
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("contradicts"), std::string::npos) << both.err;
+}
+
 TEST(PruneCli, RefusesToOverwriteOrWriteIntoTheInput) {
   test::TempDir dir;
   const std::string model = shared_path("models/stories260k");
@@ -324,11 +349,22 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
   const auto same = nlohmann::json::parse(test::read_file(dir.file("streamed.json")));
   EXPECT_EQ(same.at("_search").at("weights"), "stream");
   for (const char* key : {"kernel-size", "alpha", "beta", "gamma", "act-power", "group"}) EXPECT_EQ(same.at(key), found.at(key)) << key;
-  const auto prune = test::run_crepe(prune_args(model, dir.file("out"), {"--config", dir.file("found.json"), "--json"}));
+  // The calibration it was found with travels in the file as prune options (the path made absolute).
+  EXPECT_EQ(found.at("calib-data"), std::filesystem::absolute(test::shared_path("data/tinystories-val.txt")).lexically_normal().string());
+  EXPECT_EQ(found.at("nsamples"), 8);
+  EXPECT_EQ(found.at("seqlen"), 64);
+  EXPECT_EQ(found.at("seed"), 0);
+  // Pruned with nothing but the file: the same configuration and the same calibration.
+  const auto prune = test::run_crepe({"prune", "--model", model, "--out", dir.file("out"), "--config", dir.file("found.json"), "--json", "-q"});
   ASSERT_EQ(prune.exit_code, 0) << prune.err;
-  const auto h = nlohmann::json::parse(prune.out).at("hyperparameters");
+  const auto report = nlohmann::json::parse(prune.out);
+  const auto h = report.at("hyperparameters");
   EXPECT_DOUBLE_EQ(h.at("gamma").get<double>(), found.at("gamma").get<double>());
   EXPECT_EQ(h.at("kernel_size"), found.at("kernel-size"));
+  EXPECT_EQ(report.at("calibration").at("source"), "file");
+  EXPECT_EQ(report.at("calibration").at("data"), found.at("calib-data"));
+  EXPECT_EQ(report.at("calibration").at("nsamples"), 8);
+  EXPECT_EQ(report.at("calibration").at("seqlen"), 64);
 }
 
 TEST(SearchCli, OutputIsCheckedFirstAndResumeContinuesOnlyTheSameSearch) {
