@@ -431,7 +431,7 @@ Action add_prune_command(CLI::App& app) {
     // which is more when the input had zeros already (a model pruned before).
     report["sparsity"] = {{"overall", outcome.sparsity()}, {"pruned", outcome.pruned}, {"total", outcome.total},
                           {"zeros", outcome.zeros}, {"zero_fraction", outcome.zero_fraction()},
-                          {"blocks", outcome.block_sparsity}, {"tensors", tensors}};
+                          {"blocks", outcome.block_sparsity()}, {"block_targets", outcome.block_targets}, {"tensors", tensors}};
     if (config.permute) {
       report["permutation"] = {{"kept_score_before", outcome.permutation_kept_before},
                                {"kept_score_after", outcome.permutation_kept_after}};

@@ -225,7 +225,7 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
     const at::Tensor source = stored_weight(checkpoint, name, stored, weight);
     require_finite_weight(source, checkpoint.dir(), name);
     const at::Tensor pruned = prune_linear(source, stats[static_cast<int>(model::input_of(linear))], config, &mask,
-                                           outcome.block_sparsity[b], config.permute ? &permutation : nullptr);
+                                           outcome.block_targets[b], config.permute ? &permutation : nullptr);
     require_finite_result(pruned, name);
     weight = pruned.to(stored);
     const int64_t zeros = weight.numel() - weight.count_nonzero().item<int64_t>();
@@ -238,6 +238,14 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
 
 }  // namespace
 
+std::vector<double> PruneOutcome::block_sparsity() const {
+  std::vector<double> fractions;
+  for (size_t b = 0; b < block_total.size(); ++b) {
+    fractions.push_back(block_total[b] ? static_cast<double>(block_pruned[b]) / static_cast<double>(block_total[b]) : 0.0);
+  }
+  return fractions;
+}
+
 PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& calibration_ids, const PruneConfig& config,
                          const engine::RunnerOptions& options, const PrunedBlockSink& sink, const PruneHooks& hooks) {
   c10::InferenceMode inference;
@@ -246,7 +254,9 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
   engine::BlockRunner runner(checkpoint, options);
   const bool calibrated = needs_calibration(config);
   PruneOutcome outcome;
-  outcome.block_sparsity = allocate_block_sparsity(runner, calibration_ids, config);
+  outcome.block_targets = allocate_block_sparsity(runner, calibration_ids, config);
+  outcome.block_pruned.assign(outcome.block_targets.size(), 0);
+  outcome.block_total.assign(outcome.block_targets.size(), 0);
   at::Tensor states = calibrated ? runner.embed(calibration_ids) : at::Tensor();
 
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
@@ -260,6 +270,8 @@ PruneOutcome prune_model(const io::Checkpoint& checkpoint, const at::Tensor& cal
     for (const LayerOutcome& layer : layers) {
       outcome.total += layer.numel;
       outcome.pruned += layer.pruned;
+      outcome.block_total[b] += layer.numel;
+      outcome.block_pruned[b] += layer.pruned;
       outcome.zeros += layer.zeros;
       outcome.permutation_kept_before += layer.permutation_kept_before;
       outcome.permutation_kept_after += layer.permutation_kept_after;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <functional>
 #include <set>
 
@@ -143,6 +144,30 @@ TEST(PruneCli, ConfigFileFillsOptionsAndTheCommandLineWins) {
 
 // The target is one setting stated two ways: a command line's --pattern replaces a file's sparsity,
 // and its --sparsity a file's pattern, rather than contradicting them.
+// Wanda's row group loses floor(0.7 * 64) = 44 of each 64-wide row, 68.75%: the report's per-block
+// sparsity says what the masks did, beside the target they were given.
+TEST(PruneCli, ReportedBlockSparsityIsMeasured) {
+  test::TempDir dir;
+  const auto r = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out"), {"--method", "wanda", "--sparsity", "0.7", "--json"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto sparsity = nlohmann::json::parse(r.out).at("sparsity");
+  std::map<std::string, std::pair<int64_t, int64_t>> per_block;  // "model.layers.N." -> pruned, numel
+  for (const auto& t : sparsity.at("tensors")) {
+    const std::string name = t.at("name");
+    const std::string block = name.substr(0, name.find('.', std::string("model.layers.").size()) + 1);
+    per_block[block].first += t.at("pruned").get<int64_t>();
+    per_block[block].second += t.at("numel").get<int64_t>();
+  }
+  const auto blocks = sparsity.at("blocks");
+  ASSERT_EQ(blocks.size(), per_block.size());
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const auto& [pruned, numel] = per_block.at("model.layers." + std::to_string(b) + ".");
+    EXPECT_DOUBLE_EQ(blocks.at(b).get<double>(), static_cast<double>(pruned) / static_cast<double>(numel)) << b;
+    EXPECT_LT(blocks.at(b).get<double>(), 0.7) << b;
+    EXPECT_DOUBLE_EQ(sparsity.at("block_targets").at(b).get<double>(), 0.7) << b;
+  }
+}
+
 TEST(PruneCli, ATargetOnTheCommandLineReplacesTheConfigFilesTarget) {
   test::TempDir dir;
   test::write_file(dir.file("sparse.json"), R"({"method": "ria", "sparsity": 0.6})");

@@ -72,7 +72,9 @@ struct LayerOutcome {
 
 struct PruneOutcome {
   std::vector<LayerOutcome> layers;
-  std::vector<double> block_sparsity;  // target per block (all equal for uniform allocation)
+  std::vector<double> block_targets;  // sparsity asked of each block (all equal for uniform allocation)
+  std::vector<int64_t> block_pruned, block_total;  // what each block's masks removed, of how many
+
   double permutation_kept_before = 0;  // sums over the layers' (--permute), restored ones included
   double permutation_kept_after = 0;
   int64_t total = 0;
@@ -84,6 +86,9 @@ struct PruneOutcome {
   double seconds = 0;
   double sparsity() const { return total ? static_cast<double>(pruned) / static_cast<double>(total) : 0.0; }
   double zero_fraction() const { return total ? static_cast<double>(zeros) / static_cast<double>(total) : 0.0; }
+  // Block b's achieved sparsity: its target rounded down per comparison group (a row group loses
+  // floor(s * cols) per row) and per N:M tail, so at most the target.
+  std::vector<double> block_sparsity() const;
 };
 
 // Prunes one weight ([out, in], any dtype) given its input statistics; returns the new weight in
