@@ -39,7 +39,8 @@ struct SearchOptions {
   std::string pattern = "unstructured";
   std::string kernels = "1,3,5,7", groups = "layer,row";
   std::string proxy = "auto", objective = "proxy", weights = "auto";
-  bool maximize = false;
+  std::string direction = "auto";  // auto: the proxy's measured direction (search::maximized_by_default)
+  bool maximize = false;           // --maximize: --direction maximize
   int64_t budget = 0;  // 0: search::default_budget(proxy), or 40 perplexity evaluations
   int64_t nsamples = 128, seqlen = 2048, eval_windows = 64, correlate = 0, proxy_samples = 8;
   uint64_t seed = 0;
@@ -136,8 +137,10 @@ search::Proxy resolve_proxy(const std::string& name, const search::SearchStats& 
 void refuse_conflicts(const SearchOptions& o, const CLI::App& cmd) {
   require(o.correlate == 0 || o.correlate_from.empty(), "--correlate-from", "cannot be combined with --correlate");
   require(o.proxy_data.empty() || o.proxy_samples > 0, "--proxy-data", "needs --proxy-samples > 0");
+  require(!o.maximize || o.direction == "auto" || o.direction == "maximize", "--maximize",
+          "contradicts --direction " + o.direction);
   if (o.objective == "ppl") {
-    for (const char* option : {"--proxy", "--proxy-data", "--correlate", "--correlate-from", "--maximize", "--weights"}) {
+    for (const char* option : {"--proxy", "--proxy-data", "--correlate", "--correlate-from", "--maximize", "--direction", "--weights"}) {
       require(cmd.count(option) == 0, option, "does not apply to --objective ppl (hill climbing on perplexity)");
     }
   }
@@ -270,7 +273,11 @@ Action add_search_command(CLI::App& app) {
                   "where the model's weights wait between proxy evaluations: resident (read once), stream (read from "
                   "the checkpoint at every evaluation, for models that do not fit) or auto")
       ->capture_default_str();
-  cmd->add_flag("--maximize", o->maximize, "maximize the proxy instead of minimizing it");
+  cmd->add_option("--direction", o->direction,
+                  "minimize or maximize the proxy; auto: as measured against perplexity (maximize gini, minimize the others)")
+      ->check(CLI::IsMember({"auto", "minimize", "maximize"}))
+      ->capture_default_str();
+  cmd->add_flag("--maximize", o->maximize, "the same as --direction maximize");
   cmd->add_option("--objective", o->objective, "proxy (PHO) or ppl (hill climbing on real perplexity)")
       ->check(CLI::IsMember({"proxy", "ppl"}))->capture_default_str();
   cmd->add_option("--budget", o->budget, "evaluations at most, in whole CMA-ES generations of 7 per (kernel, group) pair (0, the default: 168 for block_out and kl, 448 for the other proxies, 40 for --objective ppl)")
@@ -389,10 +396,13 @@ Action add_search_command(CLI::App& app) {
       }
       search::PhoOptions pho;
       pho.proxy = proxy;
-      pho.maximize = o->maximize;
+      pho.maximize = o->maximize || o->direction == "maximize" ||
+                     (o->direction == "auto" && search::maximized_by_default(proxy));
       pho.kernels = kernels;
       pho.groups = groups;
       pho.budget = o->budget > 0 ? o->budget : search::default_budget(pho.proxy);
+      spdlog::info("PHO {} {} ({})", pho.maximize ? "maximizes" : "minimizes", search::proxy_name(proxy),
+                   o->direction == "auto" && !o->maximize ? "its measured direction" : "as asked");
       pho.seed = o->seed;
       pho.trace_path = o->out + ".trace.json";
       pho.resume = o->resume;
@@ -423,7 +433,7 @@ Action add_search_command(CLI::App& app) {
       }
       const nlohmann::json best = search::candidate_json(result.best);
       for (const auto& [key, value] : best.items()) out[key] = value;
-      out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", o->maximize ? "maximize" : "minimize"},
+      out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", pho.maximize ? "maximize" : "minimize"},
                         {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
                         {"seconds_to_best", result.seconds_to_best}, {"per_kernel_and_group", result.summary}, {"blocks", blocks},

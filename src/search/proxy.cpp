@@ -32,6 +32,8 @@ const char* proxy_name(Proxy proxy) {
 
 bool runs_network(Proxy proxy) { return proxy == Proxy::BlockOut || proxy == Proxy::Kl; }
 
+bool maximized_by_default(Proxy proxy) { return proxy == Proxy::Gini; }
+
 bool available(Proxy proxy, const ProxyInputs& inputs, std::string* why) {
   auto no = [&](const char* reason) {
     if (why) *why = reason;

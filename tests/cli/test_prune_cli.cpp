@@ -392,6 +392,32 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
   EXPECT_EQ(report.at("calibration").at("seqlen"), 64);
 }
 
+// gini correlates negatively with perplexity, so PHO maximizes it unless told otherwise.
+TEST(SearchCli, EachProxyIsSearchedInItsMeasuredDirection) {
+  test::TempDir dir;
+  auto search = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"search", "--model", test::shared_path("models/stories260k"), "--out", dir.file(out),
+                                     "--calib-data", test::shared_path("data/tinystories-val.txt"), "--nsamples", "4",
+                                     "--seqlen", "32", "--budget", "7", "--kernels", "3", "--groups", "layer", "-q"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_crepe(args);
+  };
+  auto direction = [&](const std::string& out) {
+    return nlohmann::json::parse(test::read_file(dir.file(out))).at("_search").at("direction").get<std::string>();
+  };
+  ASSERT_EQ(search("gini.json", {"--proxy", "gini"}).exit_code, 0);
+  EXPECT_EQ(direction("gini.json"), "maximize");
+  ASSERT_EQ(search("gini-min.json", {"--proxy", "gini", "--direction", "minimize"}).exit_code, 0);
+  EXPECT_EQ(direction("gini-min.json"), "minimize");
+  ASSERT_EQ(search("diag.json", {"--proxy", "recon_diag"}).exit_code, 0);
+  EXPECT_EQ(direction("diag.json"), "minimize");
+  ASSERT_EQ(search("diag-max.json", {"--proxy", "recon_diag", "--maximize"}).exit_code, 0);
+  EXPECT_EQ(direction("diag-max.json"), "maximize");
+  const auto both = search("both.json", {"--proxy", "gini", "--maximize", "--direction", "minimize"});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("--maximize"), std::string::npos) << both.err;
+}
+
 TEST(SearchCli, OutputIsCheckedFirstAndResumeContinuesOnlyTheSameSearch) {
   test::TempDir dir;
   stories_copy(dir, "model");

@@ -34,6 +34,9 @@ const char* proxy_name(Proxy proxy);
 constexpr Proxy kAllProxies[] = {Proxy::Gini, Proxy::Recon, Proxy::ReconDiag, Proxy::BlockOut, Proxy::Kl};
 // block_out and kl run the network; the others read weights and statistics only.
 bool runs_network(Proxy proxy);
+// The direction PHO takes by default, as measured against perplexity (README, "PHO: choosing the
+// proxy"): every proxy is minimized but gini, whose rank correlation with perplexity is negative.
+bool maximized_by_default(Proxy proxy);
 
 // A point of PHO's search space.
 struct Candidate {
