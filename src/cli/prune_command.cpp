@@ -102,6 +102,50 @@ prune::PruneConfig prune_config(const PruneOptions& o) {
   return c;
 }
 
+// What the configuration adds to the method's own mask, for the log and the summary line:
+// "" or e.g. ", allocation owl, DSnoT re-pruning, reconstructed".
+std::string composition(const prune::PruneConfig& c) {
+  std::string text;
+  if (c.allocation != prune::Allocation::Uniform) text += std::string(", allocation ") + prune::allocation_name(c.allocation);
+  if (c.permute) text += ", channel permutation";
+  if (c.reprune == prune::Reprune::Dsnot) text += ", DSnoT re-pruning";
+  if (c.reconstruct) text += ", reconstructed";
+  return text;
+}
+
+// Options given (on the command line or in --config) that this configuration never reads: a warning
+// each, since a user who set them expects them to matter.
+void warn_about_unused_options(const CLI::App& cmd, const prune::PruneConfig& c, const PruneOptions& o) {
+  struct Unused {
+    bool when;
+    std::vector<const char*> options;
+    std::string why;
+  };
+  const std::string method = prune::metric_name(c.metric);
+  const bool nm = c.mask.pattern.structured();
+  const Unused rules[] = {
+      {c.metric != prune::Metric::Crepe, {"--kernel-size", "--alpha", "--beta", "--gamma"}, "with --method " + method},
+      {c.metric != prune::Metric::Crepe && c.metric != prune::Metric::RIA, {"--act-power"},
+       "with --method " + method + " (only ria and crepe take an activation exponent)"},
+      {nm, {"--group"}, "with --pattern " + c.mask.pattern.str() + " (an N:M mask is chosen within each run of M inputs)"},
+      {!nm && c.metric == prune::Metric::SparseGPT, {"--group"}, "with --method sparsegpt (it chooses its mask per 128-column block)"},
+      {c.allocation != prune::Allocation::Owl, {"--owl-m", "--owl-lambda"}, "without --allocation owl"},
+      {c.allocation != prune::Allocation::Alpha, {"--alpha-eps"}, "without --allocation alpha"},
+      {c.allocation != prune::Allocation::Dlp, {"--dlp-alpha"}, "without --allocation dlp"},
+      {!c.permute, {"--permute-blocks", "--permute-sweeps"}, "without --permute"},
+      {c.reprune != prune::Reprune::Dsnot, {"--dsnot-cycles", "--dsnot-threshold"}, "without --reprune dsnot"},
+      {o.eval_data.empty(), {"--eval-seqlen", "--eval-max-windows"}, "without --eval"},
+      {!prune::needs_calibration(c), {"--calib-data", "--nsamples", "--seqlen", "--seed"},
+       "with --method " + method + " (it uses no calibration activations)"},
+  };
+  for (const Unused& rule : rules) {
+    if (!rule.when) continue;
+    for (const char* option : rule.options) {
+      if (cmd.count(option) > 0) spdlog::warn("{} has no effect {}; ignored", option, rule.why);
+    }
+  }
+}
+
 struct Calibration {
   at::Tensor ids;
   ordered_json report;
@@ -328,6 +372,7 @@ Action add_prune_command(CLI::App& app) {
     const auto start = Clock::now();
     check_pattern_sparsity(o->pattern, o->sparsity, cmd->count("--sparsity") > 0);
     const prune::PruneConfig config = prune_config(*o);
+    warn_about_unused_options(*cmd, config, *o);
     engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
     const Placement placement = run.placement;
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
@@ -371,8 +416,8 @@ Action add_prune_command(CLI::App& app) {
       return interrupted();
     }
 
-    spdlog::info("pruning {} with {} ({}, {} sparsity, group {})", o->model, prune::metric_name(config.metric),
-                 config.mask.pattern.str(), config.mask.sparsity, prune::group_name(config.mask.group));
+    spdlog::info("pruning {} with {} ({}, {} sparsity, group {}{})", o->model, prune::metric_name(config.metric),
+                 config.mask.pattern.str(), config.mask.sparsity, prune::group_name(config.mask.group), composition(config));
     run.progress_label = "prune";
     prune::PruneHooks hooks;
     hooks.restore = [&](int64_t b, model::BlockWeights& weights, std::vector<prune::LayerOutcome>& layers) {
@@ -469,9 +514,9 @@ Action add_prune_command(CLI::App& app) {
     if (o->json) {
       print_json(report.dump(2));
     } else {
-      std::printf("pruned %s with %s to %.2f%% sparsity (%s, group %s) -> %s in %.1f s\n", o->model.c_str(),
+      std::printf("pruned %s with %s to %.2f%% sparsity (%s, group %s%s) -> %s in %.1f s\n", o->model.c_str(),
                   prune::metric_name(config.metric), 100.0 * outcome.sparsity(), config.mask.pattern.str().c_str(),
-                  prune::group_name(config.mask.group), o->out.c_str(), since(start));
+                  prune::group_name(config.mask.group), composition(config).c_str(), o->out.c_str(), since(start));
       if (outcome.zero_fraction() > outcome.sparsity() + 1e-4) {
         std::printf("%.2f%% of the written weights are zero: the input had zeros beyond those pruned here\n",
                     100.0 * outcome.zero_fraction());

@@ -168,6 +168,25 @@ TEST(PruneCli, ReportedBlockSparsityIsMeasured) {
   }
 }
 
+// An option the configuration never reads is named in a warning (from the command line or the
+// config file alike), and indeed changes nothing.
+TEST(PruneCli, OptionsWithoutEffectAreNamed) {
+  test::TempDir dir;
+  const std::string model = shared_path("models/stories260k");
+  test::write_file(dir.file("found.json"), R"({"kernel-size": 5, "gamma": 0.5})");
+  const auto plain = run_crepe(prune_args(model, dir.file("plain"), {"--method", "wanda"}));
+  const auto extra = run_crepe(prune_args(model, dir.file("extra"), {"--method", "wanda", "--act-power", "0.3", "--dsnot-cycles",
+                                                                     "5", "--config", dir.file("found.json")}));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(extra.exit_code, 0) << extra.err;
+  EXPECT_EQ(plain.err.find("has no effect"), std::string::npos) << plain.err;
+  for (const char* line : {"--act-power has no effect with --method wanda", "--dsnot-cycles has no effect without --reprune dsnot",
+                           "--kernel-size has no effect with --method wanda", "--gamma has no effect with --method wanda"}) {
+    EXPECT_NE(extra.err.find(line), std::string::npos) << line << "\n" << extra.err;
+  }
+  EXPECT_EQ(read_file(dir.file("plain/model.safetensors")), read_file(dir.file("extra/model.safetensors")));
+}
+
 TEST(PruneCli, ATargetOnTheCommandLineReplacesTheConfigFilesTarget) {
   test::TempDir dir;
   test::write_file(dir.file("sparse.json"), R"({"method": "ria", "sparsity": 0.6})");
