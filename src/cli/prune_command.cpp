@@ -11,9 +11,14 @@
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <optional>
+#include <sstream>
+#include <string>
 
 #include "crepe/cli/commands.hpp"
 #include "crepe/cli/config_file.hpp"
@@ -23,6 +28,7 @@
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/core/interrupt.hpp"
 #include "crepe/io/checkpoint_writer.hpp"
+#include "crepe/io/model_card.hpp"
 #include "crepe/io/output_paths.hpp"
 #include "crepe/io/partial_run.hpp"
 #include "crepe/prune/metric.hpp"
@@ -144,6 +150,39 @@ void warn_about_unused_options(const CLI::App& cmd, const prune::PruneConfig& c,
       if (cmd.count(option) > 0) spdlog::warn("{} has no effect {}; ignored", option, rule.why);
     }
   }
+}
+
+// The output's README.md (io::pruned_model_card): what was done, then the source's own card.
+std::string model_card(const io::Checkpoint& ckpt, const prune::PruneConfig& config, const prune::PruneOutcome& outcome,
+                       const ordered_json& calibration) {
+  const std::filesystem::path dir = io::normalised_path(ckpt.dir());
+  io::ModelCardFacts facts;
+  facts.model_name = dir.filename().string();
+  std::ifstream config_json(dir / "config.json");
+  const auto name_or_path = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false).value("_name_or_path", "");
+  if (io::is_hub_id(name_or_path)) facts.base_model = name_or_path;
+  const std::filesystem::path readme = dir / "README.md";
+  if (std::filesystem::is_regular_file(readme)) {
+    std::ifstream in(readme, std::ios::binary);
+    facts.original_card.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::string source = calibration.value("source", "");
+  if (source == "file") source = "`" + std::filesystem::path(calibration.value("data", "")).filename().string() + "`";
+  if (source == "self-generated") source = "text the model generated itself";
+  std::ostringstream what;
+  what << "`" << facts.model_name << "` with " << std::fixed << std::setprecision(2) << 100.0 * outcome.sparsity()
+       << "% of the weights of its decoder blocks' linear layers set to zero by crepe, with no retraining: method "
+       << prune::metric_name(config.metric) << " (" << config.mask.pattern.str() << ", group "
+       << prune::group_name(config.mask.group) << composition(config) << ")";
+  if (source != "none") what << ", calibrated on " << source;
+  what << ". Tensor names, shapes, dtypes and shards are the original's. `" << io::kReportFileName
+       << "` records the hyperparameters, the calibration and each tensor's sparsity";
+  if (config.permute) {
+    what << "; `" << prune::kPermutationFileName << "` the input order in which each layer is " << config.mask.pattern.str();
+  }
+  what << ".";
+  facts.what_was_done = what.str();
+  return io::pruned_model_card(facts);
 }
 
 struct Calibration {
@@ -490,6 +529,7 @@ Action add_prune_command(CLI::App& app) {
       writer.add_file(prune::kPermutationFileName, permutation_file(config, outcome.layers));
     }
     writer.add_file(io::kReportFileName, report.dump(2) + "\n");
+    writer.add_file("README.md", model_card(ckpt, config, outcome, calibration.report));
     writer.commit();
     partial.remove();
     spdlog::info("wrote {}", o->out);

@@ -142,6 +142,10 @@ std::vector<std::string> prune_args(const Env& env, const std::vector<std::strin
                "--seqlen", "64"},
               extra);
 }
+// For magnitude and ri, which take no calibration (calibration options would draw a warning).
+std::vector<std::string> uncalibrated_prune_args(const Env& env, const std::vector<std::string>& extra) {
+  return with({"prune", "--model", env.model, "--out", env.out}, extra);
+}
 
 // The file, relative to the model directory, that the line must name.
 std::function<std::string(const Env&)> model_file(const std::string& relative) {
@@ -333,10 +337,10 @@ std::vector<BadCase> bad_cases() {
                    [](const Env& env) { return prune_args(env, {"-q", "--method", "wanda"}); }, model_file(""),
                    "tensor 'model.layers.4.mlp.down_proj.weight' contains NaN or Inf"});
   cases.push_back({"Prune_NanWeightWithMagnitude", nan_in_mlp,
-                   [](const Env& env) { return prune_args(env, {"-q", "--method", "magnitude"}); }, model_file(""),
+                   [](const Env& env) { return uncalibrated_prune_args(env, {"-q", "--method", "magnitude"}); }, model_file(""),
                    nan_up});
   cases.push_back({"Prune_NanWeightWithAlphaAllocation", nan_in_mlp,
-                   [](const Env& env) { return prune_args(env, {"-q", "--method", "ri", "--allocation", "alpha"}); },
+                   [](const Env& env) { return uncalibrated_prune_args(env, {"-q", "--method", "ri", "--allocation", "alpha"}); },
                    model_file(""), nan_up});
   cases.push_back({"Eval_NanWeightWithoutCheckFinite", nan_in_mlp, [](const Env& env) { return eval_args(env, {"-q"}); },
                    model_file(""), "the evaluation's next-token log-likelihoods are not finite"});

@@ -67,6 +67,16 @@ TEST(PruneCli, WritesAMirroredCheckpointWithExactSparsityAndAReport) {
   EXPECT_EQ(report.at("sparsity").at("tensors").size(), 42u);
   EXPECT_FALSE(fs::exists(dir.file("out/crepe_permutation.json")));  // only with --permute
 
+  // Its card says what it is, and keeps the dense model's card below a heading that says whose it is.
+  const std::string card = read_file(dir.file("out/README.md"));
+  EXPECT_EQ(card.rfind("---\n", 0), 0u) << card;
+  EXPECT_NE(card.find("# mini-llama-6m, pruned with crepe"), std::string::npos) << card;
+  EXPECT_NE(card.find("method ria (unstructured, group layer), calibrated on `tinystories-val.txt`"), std::string::npos) << card;
+  const std::string original = read_file(model + "/README.md");
+  const size_t kept = card.find("## The original model's card");
+  ASSERT_NE(kept, std::string::npos);
+  EXPECT_NE(card.find(original.substr(0, 40), kept), std::string::npos);
+
   const auto source = io::Checkpoint::open(model);
   const auto pruned = io::Checkpoint::open(dir.file("out"));  // it loads like the original
   EXPECT_EQ(pruned.tensors().names(), source.tensors().names());
