@@ -8,7 +8,6 @@
 #include <fstream>
 #include <set>
 #include <string>
-#include <vector>
 
 #include "crepe/core/error.hpp"
 
@@ -29,20 +28,18 @@ std::string as_option_value(const nlohmann::json& value, const std::string& wher
   throw_input_error(where, "expected a string, number or boolean, got " + value.dump());
 }
 
-// Options that state one setting two ways: the command line giving any of them overrides the
-// file's whole set (a file's "sparsity" must not contradict a command line's --pattern).
-const std::vector<std::vector<std::string>> kOneSetting = {{"sparsity", "pattern"}};
-
-// The option names (without dashes) the file must leave alone: those the command line gave, and
-// the rest of their settings.
+// The option names (without dashes) the file must leave alone: those the command line gave, and the
+// file's half of the target when the command line states the target the other way: an N:M
+// --pattern replaces the file's sparsity, a --sparsity the file's pattern (--pattern unstructured
+// keeps the file's sparsity: it asks for no particular one).
 std::set<std::string> set_on_command_line(const CLI::App& command) {
   std::set<std::string> names;
   for (const CLI::Option* option : command.get_options()) {
     if (option->count() > 0 && !option->get_lnames().empty()) names.insert(option->get_lnames().front());
   }
-  for (const auto& setting : kOneSetting) {
-    const bool given = std::any_of(setting.begin(), setting.end(), [&](const std::string& n) { return names.count(n) > 0; });
-    if (given) names.insert(setting.begin(), setting.end());
+  if (names.count("sparsity") > 0) names.insert("pattern");
+  if (names.count("pattern") > 0 && command.get_option("--pattern")->as<std::string>() != "unstructured") {
+    names.insert("sparsity");
   }
   return names;
 }

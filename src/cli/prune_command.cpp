@@ -108,10 +108,12 @@ prune::PruneConfig prune_config(const PruneOptions& o) {
   return c;
 }
 
-// What the configuration adds to the method's own mask, for the log and the summary line:
-// "" or e.g. ", allocation owl, DSnoT re-pruning, reconstructed".
-std::string composition(const prune::PruneConfig& c) {
-  std::string text;
+// The mask's shape and what composes with the method, for the log, the summary line and the card:
+// "unstructured, group layer, allocation owl, DSnoT re-pruning" or "2:4, channel permutation" (an
+// N:M mask has no comparison group).
+std::string mask_description(const prune::PruneConfig& c) {
+  std::string text = c.mask.pattern.str();
+  if (!c.mask.pattern.structured()) text += std::string(", group ") + prune::group_name(c.mask.group);
   if (c.allocation != prune::Allocation::Uniform) text += std::string(", allocation ") + prune::allocation_name(c.allocation);
   if (c.permute) text += ", channel permutation";
   if (c.reprune == prune::Reprune::Dsnot) text += ", DSnoT re-pruning";
@@ -155,14 +157,13 @@ void warn_about_unused_options(const CLI::App& cmd, const prune::PruneConfig& c,
 // The output's README.md (io::pruned_model_card): what was done, then the source's own card.
 std::string model_card(const io::Checkpoint& ckpt, const prune::PruneConfig& config, const prune::PruneOutcome& outcome,
                        const ordered_json& calibration) {
-  const std::filesystem::path dir = io::normalised_path(ckpt.dir());
+  const std::filesystem::path dir = ckpt.dir();
   io::ModelCardFacts facts;
-  facts.model_name = dir.filename().string();
-  std::ifstream config_json(dir / "config.json");
-  const auto name_or_path = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false).value("_name_or_path", "");
-  if (io::is_hub_id(name_or_path)) facts.base_model = name_or_path;
+  facts.model_name = io::model_name_of(ckpt.dir());
+  facts.base_model = io::base_model_of(ckpt.dir());
   const std::filesystem::path readme = dir / "README.md";
-  if (std::filesystem::is_regular_file(readme)) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(readme, ec)) {
     std::ifstream in(readme, std::ios::binary);
     facts.original_card.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
@@ -172,9 +173,11 @@ std::string model_card(const io::Checkpoint& ckpt, const prune::PruneConfig& con
   std::ostringstream what;
   what << "`" << facts.model_name << "` with " << std::fixed << std::setprecision(2) << 100.0 * outcome.sparsity()
        << "% of the weights of its decoder blocks' linear layers set to zero by crepe, with no retraining: method "
-       << prune::metric_name(config.metric) << " (" << config.mask.pattern.str() << ", group "
-       << prune::group_name(config.mask.group) << composition(config) << ")";
+       << prune::metric_name(config.metric) << " (" << mask_description(config) << ")";
   if (source != "none") what << ", calibrated on " << source;
+  if (config.metric == prune::Metric::SparseGPT || config.reconstruct) {
+    what << "; the remaining weights of those layers were updated to compensate (SparseGPT's reconstruction)";
+  }
   what << ". Tensor names, shapes, dtypes and shards are the original's. `" << io::kReportFileName
        << "` records the hyperparameters, the calibration and each tensor's sparsity";
   if (config.permute) {
@@ -411,7 +414,6 @@ Action add_prune_command(CLI::App& app) {
     const auto start = Clock::now();
     check_pattern_sparsity(o->pattern, o->sparsity, cmd->count("--sparsity") > 0);
     const prune::PruneConfig config = prune_config(*o);
-    warn_about_unused_options(*cmd, config, *o);
     engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
     const Placement placement = run.placement;
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
@@ -423,6 +425,7 @@ Action add_prune_command(CLI::App& app) {
     io::check_partial_directory(io::PartialRun::dir_for(o->out), inputs);
     io::PartialRun partial(o->out, resume_request(*o, ckpt, config), o->resume, o->force);
     io::CheckpointWriter writer(ckpt, o->out, o->force);
+    warn_about_unused_options(*cmd, config, *o);  // after the input checks: bad input stays one line
     if (o->resume) {
       check_partial_records(partial, ckpt, config.permute);
       spdlog::info("resuming: {} block(s) already finished in {}", partial.completed_blocks(), partial.dir());
@@ -455,8 +458,8 @@ Action add_prune_command(CLI::App& app) {
       return interrupted();
     }
 
-    spdlog::info("pruning {} with {} ({}, {} sparsity, group {}{})", o->model, prune::metric_name(config.metric),
-                 config.mask.pattern.str(), config.mask.sparsity, prune::group_name(config.mask.group), composition(config));
+    spdlog::info("pruning {} with {} to {} sparsity ({})", o->model, prune::metric_name(config.metric), config.mask.sparsity,
+                 mask_description(config));
     run.progress_label = "prune";
     prune::PruneHooks hooks;
     hooks.restore = [&](int64_t b, model::BlockWeights& weights, std::vector<prune::LayerOutcome>& layers) {
@@ -554,9 +557,9 @@ Action add_prune_command(CLI::App& app) {
     if (o->json) {
       print_json(report.dump(2));
     } else {
-      std::printf("pruned %s with %s to %.2f%% sparsity (%s, group %s%s) -> %s in %.1f s\n", o->model.c_str(),
-                  prune::metric_name(config.metric), 100.0 * outcome.sparsity(), config.mask.pattern.str().c_str(),
-                  prune::group_name(config.mask.group), composition(config).c_str(), o->out.c_str(), since(start));
+      std::printf("pruned %s with %s to %.2f%% sparsity (%s) -> %s in %.1f s\n", o->model.c_str(),
+                  prune::metric_name(config.metric), 100.0 * outcome.sparsity(), mask_description(config).c_str(),
+                  o->out.c_str(), since(start));
       if (outcome.zero_fraction() > outcome.sparsity() + 1e-4) {
         std::printf("%.2f%% of the written weights are zero: the input had zeros beyond those pruned here\n",
                     100.0 * outcome.zero_fraction());

@@ -362,6 +362,7 @@ Action add_search_command(CLI::App& app) {
           start_point, hill);
       const nlohmann::json best = search::candidate_json(result.best);
       for (const auto& [key, value] : best.items()) out[key] = value;
+      if (mask.pattern.structured()) out.erase("group");  // an N:M mask has none (prune would warn)
       out["_search"] = {{"objective", "ppl"}, {"perplexity", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
                         {"seconds_to_best", result.seconds_to_best}, {"eval_data", o->eval_data}, {"eval_windows", eval.size(0)}};
@@ -433,6 +434,7 @@ Action add_search_command(CLI::App& app) {
       }
       const nlohmann::json best = search::candidate_json(result.best);
       for (const auto& [key, value] : best.items()) out[key] = value;
+      if (mask.pattern.structured()) out.erase("group");  // an N:M mask has none (prune would warn)
       out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", pho.maximize ? "maximize" : "minimize"},
                         {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},

@@ -335,6 +335,19 @@ struct HillPoint {
   std::vector<double> x;
 };
 
+// Positions are kept on a 1e-9 grid, so that a step up and a step down return exactly to where they
+// started (floating-point sums would not) and a point met twice is recognised.
+double on_grid(double value) { return std::round(value * 1e9) / 1e9; }
+
+// What identifies a position's mask: kernel (irrelevant while gamma = 0, so left out then), group
+// and the box coordinates on the grid.
+std::string position_key(const HillPoint& p) {
+  const bool gamma_off = p.x[1] <= lower_bounds()[1];
+  std::string key = std::to_string(gamma_off ? 0 : p.candidate.crepe.kernel_size) + "/" + prune::group_name(p.candidate.group);
+  for (double v : p.x) key += "/" + std::to_string(std::llround(v * 1e9));
+  return key;
+}
+
 // The positions one step away from `p` along each coordinate, clipped to the box; none that the
 // box's faces make equal to `p`, and no kernel step while gamma = 0 (the kernel only enters through
 // the neighbourhood term, so those masks would be p's own).
@@ -351,7 +364,7 @@ std::vector<HillPoint> hill_neighbours(const HillPoint& p, const std::vector<dou
   for (size_t d = 0; d < p.x.size(); ++d) {
     for (double direction : {1.0, -1.0}) {
       std::vector<double> y = p.x;
-      y[d] = std::clamp(p.x[d] + direction * steps[d], lo[d], hi[d]);
+      y[d] = on_grid(std::clamp(p.x[d] + direction * steps[d], lo[d], hi[d]));
       if (y[d] != p.x[d]) out.push_back({candidate_from(y, kernel, group), y});
     }
   }
@@ -368,10 +381,12 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
                         const HillClimbOptions& options) {
   const auto t0 = Clock::now();
   SearchResult result;
-  HillPoint best{start, box_point(start)};
+  std::vector<double> x0 = box_point(start);
+  for (double& v : x0) v = on_grid(v);
+  HillPoint best{start, x0};
   double best_value = perplexity_of(best.candidate);
   result.trace.push_back({best.candidate, best_value});
-  std::set<std::string> evaluated = {candidate_json(best.candidate).dump()};
+  std::set<std::string> evaluated = {position_key(best)};
   result.evaluations = 1;
   result.evaluations_to_best = 1;
   result.seconds_to_best = since(t0);
@@ -381,7 +396,7 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
     bool improved = false;
     for (const HillPoint& n : hill_neighbours(best, steps, options)) {
       if (result.evaluations >= options.budget) break;
-      if (!evaluated.insert(candidate_json(n.candidate).dump()).second) continue;  // known, and no better
+      if (!evaluated.insert(position_key(n)).second) continue;  // known, and no better
       const double value = perplexity_of(n.candidate);
       ++result.evaluations;
       result.trace.push_back({n.candidate, value});

@@ -195,6 +195,11 @@ TEST(PruneCli, OptionsWithoutEffectAreNamed) {
     EXPECT_NE(extra.err.find(line), std::string::npos) << line << "\n" << extra.err;
   }
   EXPECT_EQ(read_file(dir.file("plain/model.safetensors")), read_file(dir.file("extra/model.safetensors")));
+  // Bad input is still one line: the warnings come after the inputs are checked.
+  const auto missing = run_crepe({"prune", "--model", dir.file("nowhere"), "--out", dir.file("x"), "--method", "magnitude",
+                                  "--nsamples", "4", "-q"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
 }
 
 TEST(PruneCli, ATargetOnTheCommandLineReplacesTheConfigFilesTarget) {
@@ -213,6 +218,11 @@ TEST(PruneCli, ATargetOnTheCommandLineReplacesTheConfigFilesTarget) {
   const auto u = nlohmann::json::parse(sparse.out).at("hyperparameters");
   EXPECT_EQ(u.at("pattern"), "unstructured");
   EXPECT_DOUBLE_EQ(u.at("sparsity").get<double>(), 0.6);
+  // --pattern unstructured asks for no particular sparsity: the file's stands.
+  const auto unstructured = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("unstructured"),
+                                                 {"--config", dir.file("sparse.json"), "--pattern", "unstructured", "--json"}));
+  ASSERT_EQ(unstructured.exit_code, 0) << unstructured.err;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(unstructured.out).at("hyperparameters").at("sparsity").get<double>(), 0.6);
   // Within one source the contradiction is still refused.
   test::write_file(dir.file("both.json"), R"({"pattern": "2:4", "sparsity": 0.6})");
   const auto both = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("both"), {"--config", dir.file("both.json")}));
@@ -445,6 +455,15 @@ TEST(SearchCli, EachProxyIsSearchedInItsMeasuredDirection) {
   const auto both = search("both.json", {"--proxy", "gini", "--maximize", "--direction", "minimize"});
   EXPECT_EQ(both.exit_code, 2);
   EXPECT_NE(both.err.find("--maximize"), std::string::npos) << both.err;
+  // An N:M configuration names no comparison group (it has none), so prune takes it without a warning.
+  ASSERT_EQ(search("nm.json", {"--proxy", "gini", "--pattern", "2:4"}).exit_code, 0);
+  const auto nm = nlohmann::json::parse(test::read_file(dir.file("nm.json")));
+  EXPECT_FALSE(nm.contains("group")) << nm.dump();
+  EXPECT_EQ(nm.at("pattern"), "2:4");
+  const auto pruned = test::run_crepe({"prune", "--model", test::shared_path("models/stories260k"), "--out", dir.file("nm-out"),
+                                       "--config", dir.file("nm.json"), "-q"});
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
+  EXPECT_EQ(pruned.err.find("has no effect"), std::string::npos) << pruned.err;
 }
 
 TEST(SearchCli, OutputIsCheckedFirstAndResumeContinuesOnlyTheSameSearch) {

@@ -1,9 +1,11 @@
 // The pruned checkpoint's model card: what it says of itself and what it keeps of the original's.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 
 #include "crepe/io/model_card.hpp"
+#include "test_support.hpp"
 
 namespace crepe::io {
 namespace {
@@ -46,6 +48,17 @@ TEST(ModelCard, WithoutFrontMatterOrOriginal) {
   EXPECT_EQ(alone, "---\ntags:\n- pruned\n- sparse\n- crepe\n---\n\n# Llama-2-7b-hf, pruned with crepe\n\nHalf of it is zero.\n");
 }
 
+// Cards come with license lists, Windows line endings and byte order marks.
+TEST(ModelCard, ReadsFrontMatterAsHuggingFaceWritesIt) {
+  const std::string listed = pruned_model_card(facts_with("---\nlicense:\n- apache-2.0\n- mit\ntags:\n- text\n---\nBody\n"));
+  EXPECT_NE(listed.find("---\nlicense:\n- apache-2.0\n- mit\ntags:\n- pruned\n"), std::string::npos) << listed;
+  EXPECT_EQ(listed.find("- text"), std::string::npos) << listed;
+  const std::string windows = pruned_model_card(facts_with("\xEF\xBB\xBF---\r\nlicense: mit\r\n---\r\n# Body\r\n"));
+  EXPECT_NE(windows.find("---\nlicense: mit\ntags:"), std::string::npos) << windows;
+  EXPECT_NE(windows.find("# Body\r\n"), std::string::npos) << windows;
+  EXPECT_EQ(windows.find("license: mit\r"), std::string::npos) << windows;
+}
+
 TEST(ModelCard, BaseModelOnlyForHubIds) {
   EXPECT_TRUE(is_hub_id("meta-llama/Llama-2-7b-hf"));
   EXPECT_TRUE(is_hub_id("Qwen/Qwen2.5-0.5B"));
@@ -54,6 +67,34 @@ TEST(ModelCard, BaseModelOnlyForHubIds) {
   EXPECT_FALSE(is_hub_id("llama"));
   EXPECT_FALSE(is_hub_id("a/b/c"));
   EXPECT_FALSE(is_hub_id(""));
+}
+
+// The base model comes from a cache snapshot's path, or from config.json's "_name_or_path" when it
+// is hub-shaped, a string, and no local path of that name exists; never from a broken config.
+TEST(ModelCard, BaseModelOfADirectory) {
+  test::TempDir dir;
+  const std::string snapshot = dir.file("hub/models--meta-llama--Llama-2-7b-hf/snapshots/8cca527612d856d7d32bd94f8103728d614eb852");
+  std::filesystem::create_directories(snapshot);
+  EXPECT_EQ(base_model_of(snapshot), "meta-llama/Llama-2-7b-hf");
+  EXPECT_EQ(base_model_of(snapshot + "/"), "meta-llama/Llama-2-7b-hf");
+  EXPECT_EQ(model_name_of(snapshot), "Llama-2-7b-hf");
+
+  const std::string local = dir.file("work/llama");
+  std::filesystem::create_directories(local);
+  EXPECT_EQ(model_name_of(local + "/"), "llama");
+  auto with_config = [&](const std::string& json) {
+    test::write_file(local + "/config.json", json);
+    return base_model_of(local);
+  };
+  EXPECT_EQ(with_config(R"({"_name_or_path": "Qwen/Qwen2.5-0.5B"})"), "Qwen/Qwen2.5-0.5B");
+  EXPECT_EQ(with_config(R"({"_name_or_path": "/models/llama"})"), "");
+  EXPECT_EQ(with_config(R"({"_name_or_path": null})"), "");
+  EXPECT_EQ(with_config(R"({"_name_or_path": 7})"), "");
+  EXPECT_EQ(with_config("not json"), "");
+  EXPECT_EQ(with_config("[1, 2]"), "");
+  // "org/name" exists beside the model (in its parent directory): a local path shaped like a hub id.
+  std::filesystem::create_directories(dir.file("work/org/name"));
+  EXPECT_EQ(with_config(R"({"_name_or_path": "org/name"})"), "");
 }
 
 }  // namespace

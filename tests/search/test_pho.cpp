@@ -257,8 +257,9 @@ TEST(Pho, HillClimbingFindsTheMinimumOfASmoothObjective) {
   const SearchResult r = hill_climb(objective, start, options);
   EXPECT_EQ(r.best.crepe.kernel_size, 5);
   EXPECT_EQ(r.best.group, prune::Group::Row);
-  EXPECT_NEAR(r.best.crepe.beta, 4.0, 1e-9);
-  EXPECT_NEAR(r.best.crepe.gamma, 0.25, 1e-9);
+  // Positions live on a 1e-9 grid of the box (log10 for beta and gamma): within ~1e-8 relative.
+  EXPECT_NEAR(r.best.crepe.beta, 4.0, 1e-7);
+  EXPECT_NEAR(r.best.crepe.gamma, 0.25, 1e-8);
   EXPECT_NEAR(r.best.crepe.act_power, 0.3, 1e-9);
   EXPECT_LE(r.evaluations, 200);
   ASSERT_GE(r.evaluations_to_best, 1);
@@ -276,8 +277,10 @@ TEST(Pho, HillClimbingFindsTheMinimumOfASmoothObjective) {
 // (gamma = 0.25) the climb walks gamma down to its floor and lands on exactly 0, and while gamma is
 // 0 it spends nothing on kernel sizes, which could not change the mask. No point is judged twice.
 TEST(Pho, HillClimbingReachesGammaZeroAndWastesNoEvaluations) {
+  // The optimum moves a and beta too (a = 0.7, beta = 2), so the climb steps back and forth along
+  // every coordinate; the steps' sums must still bring it back to points it has judged.
   auto objective = [](const Candidate& c) {
-    return c.crepe.gamma + std::pow(std::log2(c.crepe.beta), 2) + std::pow(c.crepe.act_power - 0.5, 2);
+    return c.crepe.gamma + std::pow(std::log2(c.crepe.beta) - 1, 2) + std::pow(c.crepe.act_power - 0.7, 2);
   };
   Candidate start;
   start.crepe = prune::crepe_defaults();
@@ -287,12 +290,20 @@ TEST(Pho, HillClimbingReachesGammaZeroAndWastesNoEvaluations) {
   options.groups = {prune::Group::Layer};
   const SearchResult r = hill_climb(objective, start, options);
   EXPECT_EQ(r.best.crepe.gamma, 0.0);
-  EXPECT_DOUBLE_EQ(r.best_value, 0.0);
+  EXPECT_NEAR(r.best_value, 0.0, 1e-12);
   EXPECT_DOUBLE_EQ(r.trace.front().value, objective(start));
-  std::set<std::string> seen;
+  // Judged twice = the same mask: same group, beta, gamma and a to 1e-6 (rounding apart), and the
+  // same kernel unless gamma = 0.
+  std::set<std::vector<int64_t>> seen;
   for (size_t i = 0; i < r.trace.size(); ++i) {
-    EXPECT_TRUE(seen.insert(candidate_json(r.trace[i].candidate).dump()).second) << "evaluated twice: " << i;
+    const prune::CrepeParams& p = r.trace[i].candidate.crepe;
+    const std::vector<int64_t> key = {p.gamma == 0 ? 0 : p.kernel_size, static_cast<int64_t>(r.trace[i].candidate.group),
+                                      std::llround(std::log10(p.beta) * 1e6), std::llround(p.gamma * 1e6),
+                                      std::llround(p.act_power * 1e6)};
+    EXPECT_TRUE(seen.insert(key).second) << "evaluated twice: " << candidate_json(r.trace[i].candidate).dump();
   }
+  EXPECT_NEAR(r.best.crepe.act_power, 0.7, 1e-9);
+  EXPECT_NEAR(r.best.crepe.beta, 2.0, 1e-6);
   // Once at gamma = 0 the climb only tries beta, gamma and a: every later point keeps the kernel.
   const auto first_zero = std::find_if(r.trace.begin(), r.trace.end(), [](const TracePoint& p) { return p.candidate.crepe.gamma == 0; });
   ASSERT_NE(first_zero, r.trace.end());

@@ -1,8 +1,8 @@
 #pragma once
 // `--config FILE`: a JSON object whose keys are a command's option names without the leading dashes
 // ("sparsity", "kernel-size"; "kernel_size" is accepted too). Values fill only the options the
-// command line left unset: the command line wins, and a target given there (--sparsity or
-// --pattern) replaces the file's target whichever way the file states it. Keys starting with '_'
+// command line left unset: the command line wins, and a target given there replaces the file's
+// whichever way the file states it (--sparsity replaces a pattern, an N:M --pattern a sparsity). Keys starting with '_'
 // are records, not options (crepe search's "_search"). Unknown keys and ill-typed values are
 // InputErrors naming the file and the key.
 #include <string>

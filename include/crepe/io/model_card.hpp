@@ -20,8 +20,17 @@ struct ModelCardFacts {
 // paragraph, and the original card's body (its front matter removed) under "The original model's card".
 std::string pruned_model_card(const ModelCardFacts& facts);
 
-// Whether `name_or_path` (config.json's "_name_or_path") names a hub repository ("org/name"), as
-// opposed to a local path: only then is it a valid base_model.
+// Whether `name_or_path` has the shape of a hub repository id ("org/name").
 bool is_hub_id(const std::string& name_or_path);
+
+// The hub id of the model in `model_dir`, or "" when it cannot be told: from a Hugging Face cache
+// snapshot's path (.../models--org--name/snapshots/<revision>), else config.json's "_name_or_path"
+// when it is hub-shaped and no such local path exists (from_pretrained("models/llama") records a
+// relative path of the same shape). Never throws: a card is not worth failing a finished run.
+std::string base_model_of(const std::string& model_dir);
+
+// What the card calls the model: the hub id's name for a cache snapshot (whose directory is named
+// by a commit hash), else the directory's name.
+std::string model_name_of(const std::string& model_dir);
 
 }  // namespace crepe::io
