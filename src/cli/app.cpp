@@ -90,6 +90,11 @@ void print_json(const std::string& document) {
   std::fflush(stdout);
 }
 
+bool takes_whole_number(const CLI::Option& option) {
+  const std::string type = option.get_type_name();
+  return type.rfind("INT", 0) == 0 || type.rfind("UINT", 0) == 0;
+}
+
 namespace {
 
 // A count given as 4.7 is a mistake to name, not a value "not in range" (CLI11's words for it):
@@ -106,8 +111,7 @@ void require_whole_numbers(CLI::App& app) {
       "");
   for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
     for (CLI::Option* option : command->get_options([](CLI::Option*) { return true; })) {
-      const std::string type = option->get_type_name();
-      if (type.rfind("INT", 0) == 0 || type.rfind("UINT", 0) == 0) option->transform(whole_number);
+      if (takes_whole_number(*option)) option->transform(whole_number);
     }
   }
 }

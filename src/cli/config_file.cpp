@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 
+#include "crepe/cli/commands.hpp"
 #include "crepe/core/error.hpp"
 
 namespace crepe::cli {
@@ -71,8 +72,7 @@ void apply_config_file(CLI::App& command, const std::string& path) {
     }
     if (from_command_line.count(name) > 0 || option->count() > 0) continue;  // the command line wins
     // CLI11 would report 4.7 for a count as "not in range"; say what is wrong with it.
-    const bool integral = option->get_type_name().rfind("INT", 0) == 0 || option->get_type_name().rfind("UINT", 0) == 0;
-    require(!integral || !value.is_number_float() || value.get<double>() == std::floor(value.get<double>()), where,
+    require(!takes_whole_number(*option) || !value.is_number_float() || value.get<double>() == std::floor(value.get<double>()), where,
             "must be a whole number, got " + value.dump());
     option->add_result(as_option_value(value, where));
     try {

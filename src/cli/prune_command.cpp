@@ -11,9 +11,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
-#include <iterator>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -157,16 +155,7 @@ void warn_about_unused_options(const CLI::App& cmd, const prune::PruneConfig& c,
 // The output's README.md (io::pruned_model_card): what was done, then the source's own card.
 std::string model_card(const io::Checkpoint& ckpt, const prune::PruneConfig& config, const prune::PruneOutcome& outcome,
                        const ordered_json& calibration) {
-  const std::filesystem::path dir = ckpt.dir();
-  io::ModelCardFacts facts;
-  facts.model_name = io::model_name_of(ckpt.dir());
-  facts.base_model = io::base_model_of(ckpt.dir());
-  const std::filesystem::path readme = dir / "README.md";
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(readme, ec)) {
-    std::ifstream in(readme, std::ios::binary);
-    facts.original_card.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  io::ModelCardFacts facts = io::source_card_facts(ckpt.dir());
   std::string source = calibration.value("source", "");
   if (source == "file") source = "`" + std::filesystem::path(calibration.value("data", "")).filename().string() + "`";
   if (source == "self-generated") source = "text the model generated itself";

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -95,6 +94,14 @@ prune::PruneConfig config_of(const search::Candidate& c, const prune::MaskSpec& 
   config.mask = mask;
   config.mask.group = c.group;
   return config;
+}
+
+// The found configuration's keys (crepe prune options) added to `out`; an N:M mask has no group,
+// so none is written (prune would warn that it has no effect).
+void add_found_configuration(ordered_json& out, const search::Candidate& found, const prune::MaskSpec& mask) {
+  const nlohmann::json configuration = search::candidate_json(found);  // items() only refers to it
+  for (const auto& [key, value] : configuration.items()) out[key] = value;
+  if (mask.pattern.structured()) out.erase("group");
 }
 
 // The sequences the network proxies run on: the first calibration windows, or windows of
@@ -360,9 +367,7 @@ Action add_search_command(CLI::App& app) {
       const auto result = search::hill_climb(
           [&](const search::Candidate& c) { return search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run); },
           start_point, hill);
-      const nlohmann::json best = search::candidate_json(result.best);
-      for (const auto& [key, value] : best.items()) out[key] = value;
-      if (mask.pattern.structured()) out.erase("group");  // an N:M mask has none (prune would warn)
+      add_found_configuration(out, result.best, mask);
       out["_search"] = {{"objective", "ppl"}, {"perplexity", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
                         {"seconds_to_best", result.seconds_to_best}, {"eval_data", o->eval_data}, {"eval_windows", eval.size(0)}};
@@ -432,9 +437,7 @@ Action add_search_command(CLI::App& app) {
         }
         return interrupt_exit_code();
       }
-      const nlohmann::json best = search::candidate_json(result.best);
-      for (const auto& [key, value] : best.items()) out[key] = value;
-      if (mask.pattern.structured()) out.erase("group");  // an N:M mask has none (prune would warn)
+      add_found_configuration(out, result.best, mask);
       out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", pho.maximize ? "maximize" : "minimize"},
                         {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
@@ -443,7 +446,7 @@ Action add_search_command(CLI::App& app) {
     }
     // The calibration the configuration was found with, as crepe prune's own options: prune --config
     // calibrates the same way unless its command line says otherwise.
-    out["calib-data"] = std::filesystem::absolute(o->calib_data).lexically_normal().string();
+    out["calib-data"] = io::normalised_path(o->calib_data);
     out["nsamples"] = o->nsamples;
     out["seqlen"] = seqlen;
     out["seed"] = o->seed;

@@ -4,9 +4,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <vector>
+
+#include "crepe/io/output_paths.hpp"
 
 namespace crepe::io {
 namespace {
@@ -65,10 +68,6 @@ std::string trim_leading_blank_lines(const std::string& text) {
   return start == std::string::npos ? std::string() : text.substr(start);
 }
 
-}  // namespace
-
-namespace {
-
 namespace fs = std::filesystem;
 
 // "org/name" when `dir` is a snapshot in Hugging Face's cache (models--org--name/snapshots/<rev>).
@@ -83,25 +82,19 @@ std::string cached_hub_id(const fs::path& dir) {
   return id.substr(0, separator) + "/" + id.substr(separator + 2);
 }
 
-fs::path normalised(const std::string& dir) {
-  fs::path p = fs::path(dir).lexically_normal();
-  if (p.filename().empty()) p = p.parent_path();  // "model/" -> "model"
-  return p;
-}
-
 }  // namespace
 
 std::string base_model_of(const std::string& model_dir) {
   try {
-    const fs::path dir = normalised(model_dir);
-    const std::string cached = cached_hub_id(fs::absolute(dir));
+    const fs::path dir = normalised_path(model_dir);
+    const std::string cached = cached_hub_id(dir);
     if (!cached.empty()) return cached;
     std::ifstream in(dir / "config.json");
     const nlohmann::json config = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (!config.is_object() || !config.contains("_name_or_path") || !config["_name_or_path"].is_string()) return "";
     const std::string name = config["_name_or_path"].get<std::string>();
     std::error_code ec;
-    const bool local = fs::exists(name, ec) || fs::exists(fs::absolute(dir).parent_path() / name, ec);
+    const bool local = fs::exists(name, ec) || fs::exists(dir.parent_path() / name, ec);
     return is_hub_id(name) && !local ? name : "";
   } catch (const std::exception&) {
     return "";
@@ -109,9 +102,22 @@ std::string base_model_of(const std::string& model_dir) {
 }
 
 std::string model_name_of(const std::string& model_dir) {
-  const fs::path dir = normalised(model_dir);
-  const std::string cached = cached_hub_id(fs::absolute(dir));
+  const fs::path dir = normalised_path(model_dir);
+  const std::string cached = cached_hub_id(dir);
   return cached.empty() ? dir.filename().string() : cached.substr(cached.find('/') + 1);
+}
+
+ModelCardFacts source_card_facts(const std::string& model_dir) {
+  ModelCardFacts facts;
+  facts.model_name = model_name_of(model_dir);
+  facts.base_model = base_model_of(model_dir);
+  const fs::path readme = fs::path(model_dir) / "README.md";
+  std::error_code ec;
+  if (fs::is_regular_file(readme, ec)) {
+    std::ifstream in(readme, std::ios::binary);
+    facts.original_card.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return facts;
 }
 
 bool is_hub_id(const std::string& name_or_path) {

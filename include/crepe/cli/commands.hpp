@@ -8,6 +8,7 @@
 
 namespace CLI {
 class App;
+class Option;
 }
 
 namespace crepe::cli {
@@ -34,6 +35,9 @@ void add_device_options(CLI::App& command, DeviceOptions& options);
 // --seed: a whole number from 0 to 2^64 - 1, written in decimal digits (CLI11 would wrap -1 and
 // saturate anything larger).
 void add_seed_option(CLI::App& command, uint64_t& seed, const std::string& description);
+// Whether an option holds a whole number (CLI11's INT and UINT types): a value such as 4.7 is then
+// refused as "must be a whole number", on the command line and in --config files alike.
+bool takes_whole_number(const CLI::Option& option);
 // The engine's options for those (placement checked: InputError naming --device or --dtype).
 engine::RunnerOptions runner_options(const DeviceOptions& options);
 

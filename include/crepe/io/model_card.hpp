@@ -33,4 +33,8 @@ std::string base_model_of(const std::string& model_dir);
 // by a commit hash), else the directory's name.
 std::string model_name_of(const std::string& model_dir);
 
+// What the source directory tells the card: model_name_of, base_model_of and its README.md (if
+// any); what_was_done is the caller's.
+ModelCardFacts source_card_facts(const std::string& model_dir);
+
 }  // namespace crepe::io
