@@ -31,6 +31,15 @@ std::vector<std::string> prune_args(const std::string& model, const std::string&
   return args;
 }
 
+// crepe run with CREPE_TEST_STOP_AFTER_BLOCK=stop: it signals itself after that block ("1:int":
+// SIGINT after block 1; see prune_command.cpp's maybe_stop_for_test).
+test::CommandResult run_stopped(const std::string& stop, const std::vector<std::string>& args) {
+  setenv("CREPE_TEST_STOP_AFTER_BLOCK", stop.c_str(), 1);
+  test::CommandResult result = run_crepe(args);
+  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  return result;
+}
+
 // A writable copy of the shared stories260k model in dir/name (tests that alter or rename it).
 std::string stories_copy(const test::TempDir& dir, const std::string& name) {
   const std::string copy = dir.file(name);
@@ -632,9 +641,7 @@ TEST_P(ResumeAfterInterruption, ResumedOutputEqualsAnUninterruptedRun) {
   };
   ASSERT_EQ(test::run_crepe(args("straight", {})).exit_code, 0);
   const std::string stop = GetParam();
-  setenv("CREPE_TEST_STOP_AFTER_BLOCK", stop.c_str(), 1);
-  const auto stopped = test::run_crepe(args("resumed", {}));
-  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  const auto stopped = run_stopped(stop, args("resumed", {}));
   const bool killed = stop.find("kill") != std::string::npos;
   const bool terminated = stop.find("term") != std::string::npos;
   EXPECT_EQ(stopped.exit_code, killed ? 128 + 9 : terminated ? 128 + 15 : 130) << stopped.err;
@@ -729,9 +736,7 @@ TEST(PruneCli, PermutedNmHoldsInTheSavedChannelOrderAndSurvivesResume) {
   EXPECT_FALSE(fs::exists(dir.file("again/crepe_permutation.json")));
   EXPECT_EQ(inspect("again").at("n_m"), nlohmann::json::array({"2:4", "4:8"}));
 
-  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "2:int", 1);
-  const auto stopped = test::run_crepe(prune_args(model, dir.file("resumed"), options));
-  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  const auto stopped = run_stopped("2:int", prune_args(model, dir.file("resumed"), options));
   ASSERT_EQ(stopped.exit_code, 130) << stopped.err;
   std::vector<std::string> resume = options;
   resume.push_back("--resume");
@@ -763,9 +768,7 @@ TEST(PruneCli, PermutedNmHoldsInTheSavedChannelOrderAndSurvivesResume) {
 TEST(PruneCli, LeftoverPartialRunIsNeverSilentlyDiscarded) {
   test::TempDir dir;
   const std::string model = test::shared_path("models/stories260k");
-  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "1:int", 1);
-  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("out"), {})).exit_code, 130);
-  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  ASSERT_EQ(run_stopped("1:int", prune_args(model, dir.file("out"), {})).exit_code, 130);
   const auto again = test::run_crepe(prune_args(model, dir.file("out"), {}));
   EXPECT_EQ(again.exit_code, 2);
   EXPECT_NE(again.err.find("--resume"), std::string::npos);
@@ -800,10 +803,8 @@ TEST(PruneCli, RepruningAPrunedModelReportsTheZerosItHolds) {
 TEST(PruneCli, InterruptedBeforeAnyBlockSaysNothingWasSaved) {
   // Ctrl-C during the dense evaluation, before calibration's first block: no resume offered.
   test::TempDir dir;
-  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "-1:int", 1);
-  const auto r = test::run_crepe(prune_args(test::shared_path("models/stories260k"), dir.file("out"),
-                                            {"--eval", test::shared_path("data/tinystories-val.txt"), "--eval-max-windows", "4"}));
-  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  const auto r = run_stopped("-1:int", prune_args(test::shared_path("models/stories260k"), dir.file("out"),
+                                                  {"--eval", test::shared_path("data/tinystories-val.txt"), "--eval-max-windows", "4"}));
   EXPECT_EQ(r.exit_code, 130) << r.err;
   EXPECT_NE(r.err.find("nothing was saved"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("--resume"), std::string::npos) << r.err;
@@ -814,9 +815,7 @@ TEST(PruneCli, InterruptedBeforeAnyBlockSaysNothingWasSaved) {
 TEST(PruneCli, ResumeAcceptsTheSameFilesSpelledAnotherWay) {
   test::TempDir dir;
   const std::string model = test::shared_path("models/stories260k");
-  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "1:int", 1);
-  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("out"), {})).exit_code, 130);
-  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  ASSERT_EQ(run_stopped("1:int", prune_args(model, dir.file("out"), {})).exit_code, 130);
   auto args = prune_args(model + "/", dir.file("out") + "/", {"--resume"});  // trailing slashes
   args[std::find(args.begin(), args.end(), "--calib-data") - args.begin() + 1] = test::shared_path("data/../data/tinystories-val.txt");
   const auto resumed = test::run_crepe(args);
@@ -827,9 +826,7 @@ TEST(PruneCli, ResumeAcceptsTheSameFilesSpelledAnotherWay) {
 TEST(PruneCli, ResumeRefusesADamagedSavedBlockAndKeepsIt) {
   test::TempDir dir;
   const std::string model = test::shared_path("models/stories260k");
-  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "1:int", 1);
-  ASSERT_EQ(test::run_crepe(prune_args(model, dir.file("out"), {})).exit_code, 130);
-  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  ASSERT_EQ(run_stopped("1:int", prune_args(model, dir.file("out"), {})).exit_code, 130);
   const std::string block = dir.file("out.partial/block-00000.safetensors");
   std::string bytes = test::read_file(block);
   bytes[bytes.size() - 3] ^= 0x01;  // one bit of one weight: still a finite number
@@ -846,9 +843,7 @@ TEST(PruneCli, ResumeRefusesAModelRewrittenSinceTheInterruption) {
   // A new fine-tune exported over the old one keeps names, shapes and sizes; its files are newer.
   test::TempDir dir;
   stories_copy(dir, "model");
-  setenv("CREPE_TEST_STOP_AFTER_BLOCK", "1:int", 1);
-  ASSERT_EQ(test::run_crepe(prune_args(dir.file("model"), dir.file("out"), {})).exit_code, 130);
-  unsetenv("CREPE_TEST_STOP_AFTER_BLOCK");
+  ASSERT_EQ(run_stopped("1:int", prune_args(dir.file("model"), dir.file("out"), {})).exit_code, 130);
   const fs::path weights = dir.file("model/model.safetensors");
   fs::last_write_time(weights, fs::last_write_time(weights) + std::chrono::seconds(5));
   const auto resumed = test::run_crepe(prune_args(dir.file("model"), dir.file("out"), {"--resume"}));
