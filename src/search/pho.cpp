@@ -339,6 +339,25 @@ struct HillPoint {
 // started (floating-point sums would not) and a point met twice is recognised.
 double on_grid(double value) { return std::round(value * 1e9) / 1e9; }
 
+// p's candidate with the box coordinate d moved to y[d]. The other coefficients keep their exact
+// values, and so does this one when it returns to the start's coordinate: recomputed from the
+// grid-rounded point, gamma = 0.25 would come back as 0.2499999998 in a written configuration.
+Candidate moved_along(const HillPoint& p, size_t d, const std::vector<double>& y, const HillPoint& start) {
+  const Candidate& from = y[d] == start.x[d] ? start.candidate : candidate_from(y, p.candidate.crepe.kernel_size, p.candidate.group);
+  // candidate_from gives alpha = 1; box coordinates are relative to alpha (box_point).
+  const double scale = y[d] == start.x[d] ? 1.0 : (p.candidate.crepe.alpha > 0 ? p.candidate.crepe.alpha : 1.0);
+  Candidate moved = p.candidate;
+  if (d == 0) moved.crepe.beta = scale * from.crepe.beta;
+  if (d == 1) moved.crepe.gamma = scale * from.crepe.gamma;
+  if (d == 2) moved.crepe.act_power = from.crepe.act_power;
+  return moved;
+}
+
+Candidate with_kernel(Candidate c, int64_t kernel) {
+  c.crepe.kernel_size = kernel;
+  return c;
+}
+
 // What identifies a position's mask: kernel (irrelevant while gamma = 0, so left out then), group
 // and the box coordinates on the grid.
 std::string position_key(const HillPoint& p) {
@@ -351,26 +370,29 @@ std::string position_key(const HillPoint& p) {
 // The positions one step away from `p` along each coordinate, clipped to the box; none that the
 // box's faces make equal to `p`, and no kernel step while gamma = 0 (the kernel only enters through
 // the neighbourhood term, so those masks would be p's own).
-std::vector<HillPoint> hill_neighbours(const HillPoint& p, const std::vector<double>& steps, const HillClimbOptions& options) {
+std::vector<HillPoint> hill_neighbours(const HillPoint& p, const HillPoint& start, const std::vector<double>& steps,
+                                       const HillClimbOptions& options) {
   std::vector<HillPoint> out;
   const int64_t kernel = p.candidate.crepe.kernel_size;
   const prune::Group group = p.candidate.group;
   const auto k = std::find(options.kernels.begin(), options.kernels.end(), kernel);
   if (k != options.kernels.end() && p.candidate.crepe.gamma > 0) {
-    if (k + 1 != options.kernels.end()) out.push_back({candidate_from(p.x, *(k + 1), group), p.x});
-    if (k != options.kernels.begin()) out.push_back({candidate_from(p.x, *(k - 1), group), p.x});
+    if (k + 1 != options.kernels.end()) out.push_back({with_kernel(p.candidate, *(k + 1)), p.x});
+    if (k != options.kernels.begin()) out.push_back({with_kernel(p.candidate, *(k - 1)), p.x});
   }
   const std::vector<double> lo = lower_bounds(), hi = upper_bounds();
   for (size_t d = 0; d < p.x.size(); ++d) {
     for (double direction : {1.0, -1.0}) {
       std::vector<double> y = p.x;
       y[d] = on_grid(std::clamp(p.x[d] + direction * steps[d], lo[d], hi[d]));
-      if (y[d] != p.x[d]) out.push_back({candidate_from(y, kernel, group), y});
+      if (y[d] != p.x[d]) out.push_back({moved_along(p, d, y, start), y});
     }
   }
   if (options.groups.size() > 1) {
     const prune::Group other = group == options.groups.front() ? options.groups[1] : options.groups.front();
-    out.push_back({candidate_from(p.x, kernel, other), p.x});
+    Candidate c = p.candidate;
+    c.group = other;
+    out.push_back({c, p.x});
   }
   return out;
 }
@@ -383,7 +405,8 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
   SearchResult result;
   std::vector<double> x0 = box_point(start);
   for (double& v : x0) v = on_grid(v);
-  HillPoint best{start, x0};
+  const HillPoint origin{start, x0};
+  HillPoint best = origin;
   double best_value = perplexity_of(best.candidate);
   result.trace.push_back({best.candidate, best_value});
   std::set<std::string> evaluated = {position_key(best)};
@@ -394,7 +417,7 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
   std::vector<double> steps = {std::log10(2.0), std::log10(2.0), 0.2};
   while (result.evaluations < options.budget) {
     bool improved = false;
-    for (const HillPoint& n : hill_neighbours(best, steps, options)) {
+    for (const HillPoint& n : hill_neighbours(best, origin, steps, options)) {
       if (result.evaluations >= options.budget) break;
       if (!evaluated.insert(position_key(n)).second) continue;  // known, and no better
       const double value = perplexity_of(n.candidate);

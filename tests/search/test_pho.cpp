@@ -304,6 +304,16 @@ TEST(Pho, HillClimbingReachesGammaZeroAndWastesNoEvaluations) {
   }
   EXPECT_NEAR(r.best.crepe.act_power, 0.7, 1e-9);
   EXPECT_NEAR(r.best.crepe.beta, 2.0, 1e-6);
+  // A coefficient the climb has not moved keeps the start's exact value, not a grid-rounded copy of
+  // it (a written configuration would otherwise say beta = 0.4999999996).
+  for (const TracePoint& t : r.trace) {
+    const prune::CrepeParams& p = t.candidate.crepe;
+    for (auto [value, at_start] : {std::pair{p.beta, start.crepe.beta}, std::pair{p.gamma, start.crepe.gamma},
+                                   std::pair{p.act_power, start.crepe.act_power}}) {
+      EXPECT_TRUE(value == at_start || std::abs(value - at_start) > 1e-6 * at_start)
+          << value << " is a rounded copy of " << at_start << " in " << candidate_json(t.candidate).dump();
+    }
+  }
   // Once at gamma = 0 the climb only tries beta, gamma and a: every later point keeps the kernel.
   const auto first_zero = std::find_if(r.trace.begin(), r.trace.end(), [](const TracePoint& p) { return p.candidate.crepe.gamma == 0; });
   ASSERT_NE(first_zero, r.trace.end());
