@@ -71,6 +71,7 @@ struct PruneOptions {
   bool json = false;
   bool resume = false;
   bool check_finite = false;
+  std::string base_model;  // empty: told from the checkpoint (io::base_model_of); "none": no base_model key
   DeviceOptions device;
 };
 
@@ -154,8 +155,10 @@ void warn_about_unused_options(const CLI::App& cmd, const prune::PruneConfig& c,
 
 // The output's README.md (io::pruned_model_card): what was done, then the source's own card.
 std::string model_card(const io::Checkpoint& ckpt, const prune::PruneConfig& config, const prune::PruneOutcome& outcome,
-                       const ordered_json& calibration) {
+                       const ordered_json& calibration, const std::string& base_model) {
   io::ModelCardFacts facts = io::source_card_facts(ckpt.dir());
+  if (base_model == "none") facts.base_model.clear();
+  else if (!base_model.empty()) facts.base_model = base_model;
   std::string source = calibration.value("source", "");
   if (source == "file") source = "`" + std::filesystem::path(calibration.value("data", "")).filename().string() + "`";
   if (source == "self-generated") source = "text the model generated itself";
@@ -395,6 +398,9 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_flag("--check-finite", o->check_finite,
                 "refuse a checkpoint whose weights hold NaN or Inf (reads every tensor once first)");
   cmd->add_flag("--resume", o->resume, "continue an interrupted run from its last finished block (OUT.partial)");
+  cmd->add_option("--base-model", o->base_model,
+                  "hub id (org/name) the output's model card names as base_model (default: told from a Hugging Face "
+                  "cache path or config.json's _name_or_path, else none; none: no base_model)");
   add_device_options(*cmd, o->device);
 
   return [o, cmd]() {
@@ -402,6 +408,8 @@ Action add_prune_command(CLI::App& app) {
     c10::InferenceMode inference;
     const auto start = Clock::now();
     check_pattern_sparsity(o->pattern, o->sparsity, cmd->count("--sparsity") > 0);
+    require(o->base_model.empty() || o->base_model == "none" || io::is_hub_id(o->base_model), "--base-model",
+            fmt::format("'{}' is not a Hugging Face hub id (org/name) or none", o->base_model));
     const prune::PruneConfig config = prune_config(*o);
     engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
     const Placement placement = run.placement;
@@ -521,7 +529,7 @@ Action add_prune_command(CLI::App& app) {
       writer.add_file(prune::kPermutationFileName, permutation_file(config, outcome.layers));
     }
     writer.add_file(io::kReportFileName, report.dump(2) + "\n");
-    writer.add_file("README.md", model_card(ckpt, config, outcome, calibration.report));
+    writer.add_file("README.md", model_card(ckpt, config, outcome, calibration.report, o->base_model));
     writer.commit();
     partial.remove();
     spdlog::info("wrote {}", o->out);

@@ -105,6 +105,22 @@ TEST(PruneCli, WritesAMirroredCheckpointWithExactSparsityAndAReport) {
   }
 }
 
+// --base-model names the card's base model where crepe cannot tell it (a local copy whose
+// config.json does not record the hub id); a value that is not a hub id is refused before any work.
+TEST(PruneCli, BaseModelOptionNamesTheCardsBaseModel) {
+  test::TempDir dir;
+  const std::string model = shared_path("models/stories260k");
+  const auto given = run_crepe(prune_args(model, dir.file("out"), {"--sparsity", "0", "--base-model", "karpathy/tinyllamas"}));
+  ASSERT_EQ(given.exit_code, 0) << given.err;
+  const std::string card = read_file(dir.file("out/README.md"));
+  EXPECT_EQ(card.rfind("---\nbase_model: karpathy/tinyllamas\n", 0), 0u) << card;
+
+  const auto bad = run_crepe(prune_args(model, dir.file("bad"), {"--base-model", "../my model"}));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--base-model: '../my model' is not a Hugging Face hub id"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir.file("bad")));
+}
+
 TEST(PruneCli, TwoFourPatternHoldsInEveryGroupOfTheWrittenModel) {
   test::TempDir dir;
   const auto r = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out"), {"--pattern", "2:4"}));
