@@ -340,6 +340,22 @@ std::map<std::string, std::string> read_weight_map(const std::string& index_path
   return weight_map;
 }
 
+// What a directory without safetensors holds instead, for its error message: many older hub
+// checkpoints ship PyTorch pickles only, which crepe does not read (unpickling runs arbitrary code
+// in Python, and LibTorch's reader loads a whole shard into memory).
+std::string other_formats_hint(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ignored;
+  for (const char* pickle : {"pytorch_model.bin", "pytorch_model.bin.index.json", "consolidated.00.pth"}) {
+    if (fs::exists(dir + "/" + pickle, ignored)) {
+      return std::string(" (it holds ") + pickle +
+             ": PyTorch pickles are not read; save the model with safetensors first, e.g. "
+             "save_pretrained(out, safe_serialization=True) in transformers)";
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 TensorStore TensorStore::open_dir(const std::string& dir) {
@@ -355,7 +371,7 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
   } else if (fs::exists(dir + "/" + kSingleFileName, ignored)) {
     store.open_single(kSingleFileName);
   } else {
-    throw_input_error(dir, std::string("no ") + kSingleFileName + " or " + kIndexFileName);
+    throw_input_error(dir, std::string("no ") + kSingleFileName + " or " + kIndexFileName + other_formats_hint(dir));
   }
   return store;
 }

@@ -712,6 +712,11 @@ TEST(TensorStore, DirectoryWithoutACheckpointIsAnError) {
   TempDir dir;
   std::string message = input_error_of([&] { TensorStore::open_dir(dir.path()); });
   EXPECT_TRUE(contains(message, dir.path() + ": no model.safetensors or model.safetensors.index.json")) << message;
+  // A PyTorch-pickle checkpoint is named as such, with what to do.
+  write_file(dir.file("pytorch_model.bin.index.json"), "{}");
+  message = input_error_of([&] { TensorStore::open_dir(dir.path()); });
+  EXPECT_TRUE(contains(message, "(it holds pytorch_model.bin.index.json: PyTorch pickles are not read; save the model "
+                                "with safetensors first")) << message;
   message = input_error_of([&] { TensorStore::open_dir(dir.file("absent")); });
   EXPECT_TRUE(contains(message, dir.file("absent") + ": not a directory")) << message;
 }
