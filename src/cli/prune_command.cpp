@@ -57,13 +57,16 @@ struct PruneOptions {
   int64_t seqlen = 2048;
   uint64_t seed = 0;
   bool permute = false;
-  int64_t permute_blocks = 0;
-  int64_t permute_sweeps = 8;
+  // The defaults of the composition options are their modules' own.
+  int64_t permute_blocks = prune::PermutationOptions{}.blocks;
+  int64_t permute_sweeps = prune::PermutationOptions{}.max_sweeps;
   std::string allocation = "uniform";
-  double owl_m = 5.0, owl_lambda = 0.08, alpha_eps = 0.3, dlp_alpha = 0.15;
+  double owl_m = prune::AllocationParams{}.owl_m, owl_lambda = prune::AllocationParams{}.owl_lambda;
+  double alpha_eps = prune::AllocationParams{}.alpha_eps, dlp_alpha = prune::AllocationParams{}.dlp_alpha;
   std::string reprune = "none";
-  int64_t dsnot_cycles = 50;
-  double dsnot_threshold = 0.1;
+  int64_t dsnot_cycles = prune::DsnotOptions{}.cycles;
+  double dsnot_threshold = prune::DsnotOptions{}.threshold;
+  std::string dsnot_skip = prune::dsnot_skip_name(prune::DsnotOptions{}.skip);
   bool reconstruct = false;
   std::string eval_data;
   int64_t eval_seqlen = 2048;
@@ -88,6 +91,9 @@ prune::PruneConfig prune_config(const PruneOptions& o) {
   c.mask.pattern = prune::parse_pattern(o.pattern);
   c.mask.sparsity = c.mask.pattern.structured() ? static_cast<double>(c.mask.pattern.n) / c.mask.pattern.m : o.sparsity;
   c.mask.group = o.group.empty() ? default_group(c.metric) : prune::parse_group(o.group);
+  // SparseGPT compares each 128-column block as a whole, as its reference does; --group is warned
+  // about as unused (warn_about_unused_options), so it must not change the mask either.
+  if (c.metric == prune::Metric::SparseGPT) c.mask.group = prune::Group::Layer;
   c.crepe.kernel_size = o.kernel_size;
   c.crepe.alpha = o.alpha;
   c.crepe.beta = o.beta;
@@ -101,6 +107,7 @@ prune::PruneConfig prune_config(const PruneOptions& o) {
   c.reprune = prune::parse_reprune(o.reprune);
   c.dsnot.cycles = o.dsnot_cycles;
   c.dsnot.threshold = o.dsnot_threshold;
+  c.dsnot.skip = prune::parse_dsnot_skip(o.dsnot_skip);
   c.reconstruct = o.reconstruct;
   require(o.sparsity >= 0 && o.sparsity < 1, "--sparsity", "must be in [0, 1), got " + std::to_string(o.sparsity));
   prune::validate(c);
@@ -140,7 +147,7 @@ void warn_about_unused_options(const CLI::App& cmd, const prune::PruneConfig& c,
       {c.allocation != prune::Allocation::Alpha, {"--alpha-eps"}, "without --allocation alpha"},
       {c.allocation != prune::Allocation::Dlp, {"--dlp-alpha"}, "without --allocation dlp"},
       {!c.permute, {"--permute-blocks", "--permute-sweeps"}, "without --permute"},
-      {c.reprune != prune::Reprune::Dsnot, {"--dsnot-cycles", "--dsnot-threshold"}, "without --reprune dsnot"},
+      {c.reprune != prune::Reprune::Dsnot, {"--dsnot-cycles", "--dsnot-threshold", "--dsnot-skip"}, "without --reprune dsnot"},
       {o.eval_data.empty(), {"--eval-seqlen", "--eval-max-windows"}, "without --eval"},
       {!prune::needs_calibration(c), {"--calib-data", "--nsamples", "--seqlen", "--seed"},
        "with --method " + method + " (it uses no calibration activations)"},
@@ -250,7 +257,7 @@ ordered_json hyperparameters(const prune::PruneConfig& c) {
   if (c.allocation == prune::Allocation::Owl) j["owl"] = {{"m", c.allocation_params.owl_m}, {"lambda", c.allocation_params.owl_lambda}};
   if (c.allocation == prune::Allocation::Alpha) j["alpha_eps"] = c.allocation_params.alpha_eps;
   if (c.allocation == prune::Allocation::Dlp) j["dlp_alpha"] = c.allocation_params.dlp_alpha;
-  if (c.reprune == prune::Reprune::Dsnot) j["dsnot"] = {{"cycles", c.dsnot.cycles}, {"threshold", c.dsnot.threshold}};
+  if (c.reprune == prune::Reprune::Dsnot) j["dsnot"] = {{"cycles", c.dsnot.cycles}, {"threshold", c.dsnot.threshold}, {"skip", prune::dsnot_skip_name(c.dsnot.skip)}};
   j["reconstruct"] = c.reconstruct;
   return j;
 }
@@ -377,6 +384,10 @@ Action add_prune_command(CLI::App& app) {
   cmd->add_option("--dlp-alpha", o->dlp_alpha, "DLP sparsity spread alpha")->capture_default_str();
   cmd->add_option("--reprune", o->reprune, "re-pruning after the mask: none or dsnot")->capture_default_str();
   cmd->add_option("--dsnot-cycles", o->dsnot_cycles, "DSnoT swap cycles per row")->capture_default_str();
+  cmd->add_option("--dsnot-skip", o->dsnot_skip,
+                  "layers DSnoT leaves with their first mask: mlp (DSnoT's default: it re-prunes q, k, v, o), "
+                  "attention, or none")
+      ->capture_default_str();
   cmd->add_option("--dsnot-threshold", o->dsnot_threshold, "DSnoT stops a row once its expected error over one calibration sequence is below this (as DSnoT's --update_threshold)")
       ->capture_default_str();
   cmd->add_flag("--reconstruct", o->reconstruct, "SparseGPT's OBS weight update for the chosen mask");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -66,73 +67,154 @@ std::pair<at::Tensor, at::Tensor> smallest_k(const at::Tensor& v, int64_t k) {
   return {std::get<0>(sorted), columns.gather(1, std::get<1>(sorted))};
 }
 
-// DSnoT on a chunk of rows; returns the chunk's new keep-mask.
-//
-// The swaps of a row come in a fixed order: the t-th swap regrows the t-th regrowth candidate
-// and prunes the t-th pruning candidate (unstructured), or, for N:M, takes the t-th best regrowth
-// candidate over all groups paired with the next pruning candidate of its own group (the merge of
-// the groups' lists: what picking the best group head cycle after cycle yields). A row stops at
-// its first refused swap, so the accepted swaps are a prefix found with one cumulative sum: no
-// loop over cycles at all.
+// A row's candidate list: its first entries (ascending key, then column; +inf = no candidate) and
+// a cursor per row into it. For N:M the entries are swaps: `col` regrows, `partner` prunes.
+struct CandidateList {
+  at::Tensor key, col, partner;  // [rows, k]; partner undefined for single columns
+  at::Tensor next;               // [rows] int64: the entry to take next
+
+  CandidateList(at::Tensor keys, at::Tensor columns, at::Tensor partners = {})
+      : key(std::move(keys)), col(std::move(columns)), partner(std::move(partners)),
+        next(at::zeros({key.size(0)}, col.options())) {}
+  // The k best of `keys` ([rows, cols]).
+  static CandidateList best(const at::Tensor& keys, int64_t k) {
+    auto [key, col] = smallest_k(keys, k);
+    return {key, col};
+  }
+
+  struct Head {
+    at::Tensor key, col, partner;  // [rows]; key +inf once the list is used up
+  };
+  Head head() const {
+    const at::Tensor cursor = next.clamp_max(key.size(1) - 1).unsqueeze(1);
+    auto at_cursor = [&](const at::Tensor& t) { return t.defined() ? t.gather(1, cursor).squeeze(1) : t; };
+    return {at_cursor(key).masked_fill(next >= key.size(1), kInf), at_cursor(col), at_cursor(partner)};
+  }
+  void advance(const at::Tensor& rows) { next += rows.to(at::kLong); }
+};
+
+// Per row, the head of `up` where the row's error is positive, else of `down`.
+CandidateList::Head head_by_sign(const at::Tensor& positive, const CandidateList& up, const CandidateList& down) {
+  const CandidateList::Head u = up.head(), d = down.head();
+  return {at::where(positive, u.key, d.key), at::where(positive, u.col, d.col), {}};
+}
+
+void advance_by_sign(const at::Tensor& positive, const at::Tensor& taken, CandidateList& up, CandidateList& down) {
+  up.advance(positive.logical_and(taken));
+  down.advance(positive.logical_not().logical_and(taken));
+}
+
+// Sets flags[i][col[i]] where set[i], leaving the other entries as they are.
+void set_where(at::Tensor& flags, const at::Tensor& col, const at::Tensor& set) {
+  const at::Tensor index = col.unsqueeze(1);
+  flags.scatter_(1, index, flags.gather(1, index).logical_or(set.unsqueeze(1)));
+}
+
+// The N:M swaps of each row in the order they are tried: each group pairs its regrowth candidates
+// (pruned, c of the error's sign, most |c| / Var^p first) with its pruning candidates (kept, c of
+// the other sign or zero, lowest score first) while both last; the groups' pairs merged by the
+// regrowth key (ties to the lower group, then the earlier pair). This is what taking the best
+// regrowth among the groups that still have a partner, cycle after cycle, yields.
+CandidateList n_of_m_swaps(const at::Tensor& regrow_key, const at::Tensor& prune_key, int64_t m, int64_t cycles) {
+  const int64_t rows = regrow_key.size(0), cols = regrow_key.size(1);
+  const int64_t groups = (cols + m - 1) / m, width = groups * m;
+  auto padded = [&](const at::Tensor& t) { return width > cols ? at::constant_pad_nd(t, {0, width - cols}, kInf) : t; };
+  auto [rk, rpos] = padded(regrow_key).view({rows * groups, m}).sort(/*stable=*/true, 1, false);
+  auto [pk, ppos] = padded(prune_key).view({rows * groups, m}).sort(/*stable=*/true, 1, false);
+  const at::Tensor base = (at::arange(groups, rpos.options()) * m).view({1, groups, 1});
+  const at::Tensor pair_key = rk.masked_fill(pk == kInf, kInf).view({rows, width});
+  const at::Tensor pair_regrow = (rpos.view({rows, groups, m}) + base).view({rows, width});
+  const at::Tensor pair_prune = (ppos.view({rows, groups, m}) + base).view({rows, width});
+  auto [key, position] = smallest_k(pair_key, std::min(cycles, width));
+  return {key, pair_regrow.gather(1, position), pair_prune.gather(1, position)};
+}
+
+// DSnoT on a chunk of rows, one cycle at a time for all rows at once; returns the chunk's new
+// keep-mask. See the header for the rules.
 at::Tensor reprune_rows(const at::Tensor& weight, const at::Tensor& keep, const at::Tensor& scores,
                         const at::Tensor& mean, const at::Tensor& inv_var_pow, const DsnotOptions& options) {
   const int64_t rows = weight.size(0), cols = weight.size(1);
-  const at::Tensor c = weight.to(at::kFloat) * mean;                             // c_ij = W_ij mu_j
-  const at::Tensor error = c.masked_fill(keep, 0).sum(1, false, at::kDouble);    // e_i
-  const at::Tensor sign = error.sign();
-  const at::Tensor aligned = c * sign.to(at::kFloat).unsqueeze(1);              // > 0: regrowing j cuts |e_i|
-  const at::Tensor regrowable = keep.logical_not().logical_and(aligned > 0);
-  const at::Tensor prunable = keep.logical_and(aligned <= 0);
-  // Ascending keys, +inf = not a candidate: regrowth by descending priority, pruning by score.
-  at::Tensor regrow_key = (-(aligned * inv_var_pow)).masked_fill(regrowable.logical_not(), kInf);
-  at::Tensor prune_key = scores.to(at::kFloat).masked_fill(prunable.logical_not(), kInf);
+  const bool n_of_m = options.m > 0;
+  const at::Tensor c = weight.to(at::kFloat) * mean;  // c_ij = W_ij mu_j
+  at::Tensor error = c.masked_fill(keep, 0).sum(1, false, at::kDouble);  // e_i
+  const at::Tensor pruned = keep.logical_not();
+  const at::Tensor priority = -(c.abs() * inv_var_pow);  // regrowth: most |c| / Var^p first
+  const at::Tensor prune_key = scores.to(at::kFloat);
+  const int64_t k = std::min(options.cycles, cols);
+  auto only = [](const at::Tensor& key, const at::Tensor& candidates) { return key.masked_fill(candidates.logical_not(), kInf); };
 
-  int64_t width = cols;  // columns, padded to whole groups for N:M
-  at::Tensor order_key, regrow_col, prune_col;
-  if (options.m == 0) {
-    const int64_t k = std::min(options.cycles, cols);
-    auto [rk, rc] = smallest_k(regrow_key, k);
-    auto [pk, pc] = smallest_k(prune_key, k);
-    order_key = rk.masked_fill(pk == kInf, kInf);  // the t-th swap needs both t-th candidates
-    regrow_col = rc;
-    prune_col = pc;
+  // Unstructured: one list per sign of the error, for regrowth (pruned weights that cut it) and for
+  // pruning (kept weights whose removal also pulls it toward zero).
+  std::optional<CandidateList> regrow_up, regrow_down, prune_up, prune_down, swaps;
+  const at::Tensor initial_sign = error.sign().to(at::kFloat).unsqueeze(1);
+  if (n_of_m) {
+    const at::Tensor aligned = c * initial_sign;  // > 0: regrowing cuts |e|, <= 0: pruning does not add to it
+    swaps.emplace(n_of_m_swaps(only(priority, pruned.logical_and(aligned > 0)), only(prune_key, keep.logical_and(aligned <= 0)),
+                               options.m, options.cycles));
   } else {
-    const int64_t m = options.m, groups = (cols + m - 1) / m;
-    width = groups * m;
-    if (width > cols) {
-      regrow_key = at::constant_pad_nd(regrow_key, {0, width - cols}, kInf);
-      prune_key = at::constant_pad_nd(prune_key, {0, width - cols}, kInf);
-    }
-    // Each group's two lists; their t-th entries pair up while both exist.
-    auto [rk, rpos] = regrow_key.view({rows * groups, m}).sort(/*stable=*/true, 1, false);
-    auto [pk, ppos] = prune_key.view({rows * groups, m}).sort(/*stable=*/true, 1, false);
-    const at::Tensor base = (at::arange(groups, rpos.options()) * m).view({1, groups, 1});
-    const at::Tensor pair_key = rk.masked_fill(pk == kInf, kInf).view({rows, width});
-    const at::Tensor pair_regrow = (rpos.view({rows, groups, m}) + base).view({rows, width});
-    const at::Tensor pair_prune = (ppos.view({rows, groups, m}) + base).view({rows, width});
-    // Merged over the groups: ascending key, ties to the lower group, then the earlier pair.
-    auto [key, position] = smallest_k(pair_key, std::min(options.cycles, width));
-    order_key = key;
-    regrow_col = pair_regrow.gather(1, position);
-    prune_col = pair_prune.gather(1, position);
+    regrow_up.emplace(CandidateList::best(only(priority, pruned.logical_and(c > 0)), k));
+    regrow_down.emplace(CandidateList::best(only(priority, pruned.logical_and(c < 0)), k));
+    prune_up.emplace(CandidateList::best(only(prune_key, keep.logical_and(c <= 0)), k));
+    prune_down.emplace(CandidateList::best(only(prune_key, keep.logical_and(c > 0)), k));
   }
 
-  const at::Tensor valid = order_key != kInf;
+  const int64_t width = n_of_m ? (cols + options.m - 1) / options.m * options.m : cols;  // N:M: whole groups
   const at::Tensor c_wide = width > cols ? at::constant_pad_nd(c, {0, width - cols}, 0) : c;
-  const at::Tensor delta = c_wide.gather(1, regrow_col).to(at::kDouble) - c_wide.gather(1, prune_col).to(at::kDouble);
-  const at::Tensor after = error.unsqueeze(1) - delta.cumsum(1);  // e after the t-th swap
-  const at::Tensor before = at::cat({error.unsqueeze(1), after.narrow(1, 0, after.size(1) - 1)}, 1);
-  const at::Tensor ok = valid.logical_and(before.abs() > options.threshold)
-                            .logical_and(after * sign.unsqueeze(1) >= 0);  // no overshoot (0 allowed)
-  const at::Tensor accepted = ok.to(at::kLong).cumprod(1).to(at::kBool);   // up to the first refusal
-  // Within a row the regrowth columns are distinct, and so are the pruning columns.
   const auto flags = keep.options().dtype(at::kBool);
-  const at::Tensor grow = at::zeros({rows, width}, flags).scatter_(1, regrow_col, accepted);
-  const at::Tensor cut = at::zeros({rows, width}, flags).scatter_(1, prune_col, accepted);
-  return keep.logical_or(grow.narrow(1, 0, cols)).logical_and(cut.narrow(1, 0, cols).logical_not());
+  at::Tensor grown = at::zeros({rows, width}, flags), cut = at::zeros({rows, width}, flags);
+  at::Tensor active = at::ones({rows}, flags);
+  for (int64_t cycle = 0; cycle < options.cycles; ++cycle) {
+    active = active.logical_and(error.abs() > options.threshold);
+    if (!active.any().item<bool>()) break;
+    const at::Tensor positive = error > 0;
+    at::Tensor found, regrow_col, prune_col;
+    if (n_of_m) {
+      const CandidateList::Head swap = swaps->head();
+      found = swap.key != kInf;
+      regrow_col = swap.col;
+      prune_col = swap.partner;
+    } else {
+      const CandidateList::Head regrow = head_by_sign(positive, *regrow_up, *regrow_down);
+      const CandidateList::Head prune = head_by_sign(positive, *prune_up, *prune_down);
+      found = (regrow.key != kInf).logical_and(prune.key != kInf);
+      regrow_col = regrow.col;
+      prune_col = prune.col;
+    }
+    auto c_at = [&](const at::Tensor& col) { return c_wide.gather(1, col.unsqueeze(1)).squeeze(1).to(at::kDouble); };
+    const at::Tensor after = error - c_at(regrow_col) + c_at(prune_col);
+    at::Tensor take = active.logical_and(found);
+    if (n_of_m) take = take.logical_and(after * initial_sign.squeeze(1) >= 0);  // no overshoot
+    set_where(grown, regrow_col, take);
+    set_where(cut, prune_col, take);
+    if (n_of_m) {
+      swaps->advance(take);
+    } else {
+      advance_by_sign(positive, take, *regrow_up, *regrow_down);
+      advance_by_sign(positive, take, *prune_up, *prune_down);
+    }
+    error = at::where(take, after, error);
+    active = take;  // a refused swap, or a list used up, stops the row for good
+  }
+  return keep.logical_or(grown.narrow(1, 0, cols)).logical_and(cut.narrow(1, 0, cols).logical_not());
 }
 
 }  // namespace
+
+DsnotSkip parse_dsnot_skip(const std::string& name, const std::string& option) {
+  if (name == "none") return DsnotSkip::None;
+  if (name == "mlp") return DsnotSkip::Mlp;
+  if (name == "attention") return DsnotSkip::Attention;
+  throw_input_error(option, "unknown layer kind '" + name + "' (expected mlp, attention or none)");
+}
+
+const char* dsnot_skip_name(DsnotSkip skip) {
+  switch (skip) {
+    case DsnotSkip::None: return "none";
+    case DsnotSkip::Mlp: return "mlp";
+    case DsnotSkip::Attention: return "attention";
+  }
+  return "?";
+}
 
 void validate(const DsnotOptions& o) {
   require(o.cycles >= 0, "--dsnot-cycles", "must be a finite number >= 0, got " + std::to_string(o.cycles));

@@ -35,6 +35,22 @@ StatsRequest request_for(const PruneConfig& config) {
 
 }  // namespace
 
+bool dsnot_reprunes(const PruneConfig& config, model::Linear linear) {
+  if (config.reprune != Reprune::Dsnot) return false;
+  const bool mlp = linear == model::Linear::Gate || linear == model::Linear::Up || linear == model::Linear::Down;
+  switch (config.dsnot.skip) {
+    case DsnotSkip::Mlp: return !mlp;
+    case DsnotSkip::Attention: return mlp;
+    case DsnotSkip::None: return true;
+  }
+  return true;
+}
+
+PruneConfig without_reprune(PruneConfig config) {
+  config.reprune = Reprune::None;
+  return config;
+}
+
 bool needs_calibration(const PruneConfig& config) {
   return needs_activations(config.metric) || config.reconstruct || config.reprune == Reprune::Dsnot ||
          config.allocation == Allocation::Owl || config.allocation == Allocation::Dlp;
@@ -143,7 +159,10 @@ at::Tensor prune_linear(const at::Tensor& weight, const InputStats& stats, const
     DsnotOptions options = config.dsnot;
     options.n = spec.pattern.n;
     options.m = spec.pattern.m;
-    mask = dsnot_reprune(in_order(weight.to(at::kFloat)), mask, in_order(scores), in_order(stats.sequence_sum()),
+    // DSnoT's unstructured loop prunes in Wanda's order whatever made the mask; N:M in the mask's.
+    const at::Tensor prune_order =
+        spec.pattern.structured() ? scores : score(Metric::Wanda, weight, stats.norm(), config.crepe);
+    mask = dsnot_reprune(in_order(weight.to(at::kFloat)), mask, in_order(prune_order), in_order(stats.sequence_sum()),
                          in_order(stats.sequence_variance()), options);
   }
   if (order.defined()) mask = unpermute_columns(mask, order);
@@ -224,7 +243,8 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
     const auto stored = io::to_scalar_type(checkpoint.tensors().info(name).dtype);
     const at::Tensor source = stored_weight(checkpoint, name, stored, weight);
     require_finite_weight(source, checkpoint.dir(), name);
-    const at::Tensor pruned = prune_linear(source, stats[static_cast<int>(model::input_of(linear))], config, &mask,
+    const at::Tensor pruned = prune_linear(source, stats[static_cast<int>(model::input_of(linear))],
+                                           dsnot_reprunes(config, linear) ? config : without_reprune(config), &mask,
                                            outcome.block_targets[b], config.permute ? &permutation : nullptr);
     require_finite_result(pruned, name);
     weight = pruned.to(stored);

@@ -121,6 +121,35 @@ TEST(PruneCli, BaseModelOptionNamesTheCardsBaseModel) {
   EXPECT_FALSE(fs::exists(dir.file("bad")));
 }
 
+// DSnoT, as its reference runs by default, re-prunes the attention projections and leaves the MLP
+// with the method's mask; --dsnot-skip none re-prunes all seven. The report records which.
+TEST(PruneCli, DsnotSkipsTheMlpByDefault) {
+  test::TempDir dir;
+  const std::string model = shared_path("models/stories260k");
+  for (const auto& [out, extra] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"plain", {}}, {"dsnot", {"--reprune", "dsnot"}}, {"all", {"--reprune", "dsnot", "--dsnot-skip", "none"}}}) {
+    std::vector<std::string> args = {"--method", "wanda", "--sparsity", "0.6", "--dsnot-threshold", "0"};
+    if (extra.empty()) args = {"--method", "wanda", "--sparsity", "0.6"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run_crepe(prune_args(model, dir.file(out), args));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  const auto report = nlohmann::json::parse(read_file(dir.file("dsnot/crepe_report.json")));
+  EXPECT_EQ(report.at("hyperparameters").at("dsnot").at("skip"), "mlp");
+  const auto plain = io::Checkpoint::open(dir.file("plain"));
+  const auto dsnot = io::Checkpoint::open(dir.file("dsnot"));
+  const auto all = io::Checkpoint::open(dir.file("all"));
+  // Block 0 only: its statistics come from the same dense inputs in all three runs (later blocks
+  // see the outputs of blocks pruned differently).
+  for (const std::string& name : plain.tensors().names()) {
+    if (name.find("_proj.weight") == std::string::npos || name.rfind("model.layers.0.", 0) != 0) continue;
+    const bool mlp = name.find(".mlp.") != std::string::npos;
+    const at::Tensor kept = plain.tensors().load(name) != 0;
+    EXPECT_EQ(at::equal(kept, dsnot.tensors().load(name) != 0), mlp) << name;
+    EXPECT_FALSE(at::equal(kept, all.tensors().load(name) != 0)) << name;
+  }
+}
+
 TEST(PruneCli, TwoFourPatternHoldsInEveryGroupOfTheWrittenModel) {
   test::TempDir dir;
   const auto r = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out"), {"--pattern", "2:4"}));

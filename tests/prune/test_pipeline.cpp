@@ -139,6 +139,55 @@ TEST(Pipeline, EveryMetricAndPatternGivesExactSparsityOnARealModel) {
   }
 }
 
+// As DSnoT's reference: unstructured, the weights it prunes go in Wanda's order whatever metric
+// made the mask (N:M: in the mask's own); and by default only the attention projections are
+// re-pruned (its --skip_layer mlp).
+TEST(Pipeline, DsnotPrunesInWandasOrderAndSkipsTheMlpByDefault) {
+  at::manual_seed(12);
+  const at::Tensor x = at::randn({4, 32, 64}) * 0.5 + 0.3;
+  StatsAccumulator acc({/*gram=*/false, /*moments=*/true});
+  acc.add(x);
+  const InputStats stats = acc.take();
+  const at::Tensor W = at::randn({48, 64}) * 0.02;
+  PruneConfig config;
+  config.metric = Metric::RIA;
+  config.crepe = ria_params();
+  config.reprune = Reprune::Dsnot;
+  config.dsnot.threshold = 0.0;
+  at::Tensor initial, repruned;
+  prune_linear(W, stats, without_reprune(config), &initial);
+  prune_linear(W, stats, config, &repruned);
+  const at::Tensor wanda = score(Metric::Wanda, W, stats.norm(), config.crepe);
+  const at::Tensor ria = score(Metric::RIA, W, stats.norm(), config.crepe);
+  auto reprune_by = [&](const at::Tensor& order, const at::Tensor& mask, const DsnotOptions& o) {
+    return dsnot_reprune(W, mask, order, stats.sequence_sum(), stats.sequence_variance(), o);
+  };
+  EXPECT_TRUE(at::equal(repruned, reprune_by(wanda, initial, config.dsnot)));
+  EXPECT_FALSE(at::equal(repruned, reprune_by(ria, initial, config.dsnot)));  // the order matters here
+
+  config.mask.pattern = parse_pattern("2:4");
+  prune_linear(W, stats, without_reprune(config), &initial);
+  prune_linear(W, stats, config, &repruned);
+  DsnotOptions nm = config.dsnot;
+  nm.n = 2;
+  nm.m = 4;
+  EXPECT_TRUE(at::equal(repruned, reprune_by(ria, initial, nm)));
+
+  using model::Linear;
+  for (Linear l : model::kLinears) {
+    const bool mlp = l == Linear::Gate || l == Linear::Up || l == Linear::Down;
+    EXPECT_EQ(dsnot_reprunes(config, l), !mlp);
+    config.dsnot.skip = DsnotSkip::Attention;
+    EXPECT_EQ(dsnot_reprunes(config, l), mlp);
+    config.dsnot.skip = DsnotSkip::None;
+    EXPECT_TRUE(dsnot_reprunes(config, l));
+    config.dsnot.skip = DsnotSkip::Mlp;
+  }
+  EXPECT_FALSE(dsnot_reprunes(without_reprune(config), Linear::Q));
+  EXPECT_EQ(parse_dsnot_skip("attention"), DsnotSkip::Attention);
+  EXPECT_THROW(parse_dsnot_skip("self_attn"), InputError);
+}
+
 // DSnoT's error and threshold are per calibration sequence, as in its reference: with 64 tokens per
 // sequence a row whose expected error is 0.01 per token (0.64 per sequence) is still re-pruned at
 // the default threshold 0.1. Checked against DSnoT called directly on sums computed here.

@@ -53,6 +53,11 @@ struct PruneConfig {
 // InputError naming the option for out-of-range values or combinations that do not compose.
 void validate(const PruneConfig& config);
 
+// Whether DSnoT re-prunes this linear layer (config.dsnot.skip: by default, as DSnoT's reference,
+// the attention projections only), and the configuration for a layer that keeps its first mask.
+bool dsnot_reprunes(const PruneConfig& config, model::Linear linear);
+PruneConfig without_reprune(PruneConfig config);
+
 // Whether the configuration reads calibration activations at all (magnitude and ri alone do not).
 bool needs_calibration(const PruneConfig& config);
 
