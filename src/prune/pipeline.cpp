@@ -73,11 +73,27 @@ void require_finite_result(const at::Tensor& pruned, const std::string& name) {
 }
 
 // Wanda scores |W| * ||X|| of each linear layer of a block, from its dense statistics.
-std::vector<at::Tensor> block_wanda_scores(const model::BlockWeights& weights,
+// The weight a linear layer is pruned from: the loaded one when the compute dtype holds the stored
+// values exactly (float32 holds bf16 and fp16), else the stored tensor itself, moved to the device.
+// A bf16 forward pass on an fp16 or fp32 checkpoint must round neither the scores' inputs nor the
+// weights that are kept and written.
+at::Tensor stored_weight(const io::Checkpoint& checkpoint, const std::string& name, c10::ScalarType stored,
+                         const at::Tensor& loaded) {
+  if (holds_exactly(loaded.scalar_type(), stored)) return loaded;
+  return checkpoint.tensors().load(name).to(loaded.device());
+}
+
+// Block b's linear weight as stored (stored_weight), for what is computed from weights alone.
+at::Tensor stored_linear(const io::Checkpoint& checkpoint, int64_t b, model::Linear linear, const model::BlockWeights& weights) {
+  const std::string name = io::Checkpoint::linear_weight_name(b, linear);
+  return stored_weight(checkpoint, name, io::to_scalar_type(checkpoint.tensors().info(name).dtype), weights[linear].weight);
+}
+
+std::vector<at::Tensor> block_wanda_scores(const io::Checkpoint& checkpoint, int64_t b, const model::BlockWeights& weights,
                                            const std::array<InputStats, model::kLinearInputCount>& stats) {
   std::vector<at::Tensor> scores;
   for (model::Linear linear : model::kLinears) {
-    scores.push_back(wanda_score(weights[linear].weight, stats[static_cast<int>(model::input_of(linear))].norm()));
+    scores.push_back(wanda_score(stored_linear(checkpoint, b, linear, weights), stats[static_cast<int>(model::input_of(linear))].norm()));
   }
   return scores;
 }
@@ -188,8 +204,9 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
     runner.for_each_block(no_states, [&](int64_t b, model::BlockWeights& weights, at::Tensor&) {
       double alpha_sum = 0;
       for (model::Linear linear : model::kLinears) {
-        require_finite_weight(weights[linear].weight, checkpoint.dir(), io::Checkpoint::linear_weight_name(b, linear));
-        alpha_sum += esd_alpha(weights[linear].weight);
+        const at::Tensor weight = stored_linear(checkpoint, b, linear, weights);
+        require_finite_weight(weight, checkpoint.dir(), io::Checkpoint::linear_weight_name(b, linear));
+        alpha_sum += esd_alpha(weight);
       }
       block_statistic.push_back(alpha_sum / model::kLinearCount);
       block_params.push_back(block_parameters(weights));
@@ -200,7 +217,7 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
   at::Tensor states = runner.embed(calibration_ids);
   runner.for_each_block(states, [&](int64_t b, model::BlockWeights& weights, at::Tensor& block_states) {
     const auto stats = collect_block_statistics(runner, b, weights, block_states, StatsRequest{});
-    const auto scores = block_wanda_scores(weights, stats);
+    const auto scores = block_wanda_scores(checkpoint, b, weights, stats);
     block_statistic.push_back(config.allocation == Allocation::Owl ? block_outlier_ratio(scores, params.owl_m)
                                                                    : block_mean_score(scores));
     block_params.push_back(block_parameters(weights));
@@ -212,16 +229,6 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
 }
 
 namespace {
-
-// The weight a linear layer is pruned from: the loaded one when the compute dtype holds the stored
-// values exactly (float32 holds bf16 and fp16), else the stored tensor itself, moved to the device.
-// A bf16 forward pass on an fp16 or fp32 checkpoint must round neither the scores' inputs nor the
-// weights that are kept and written.
-at::Tensor stored_weight(const io::Checkpoint& checkpoint, const std::string& name, c10::ScalarType stored,
-                         const at::Tensor& loaded) {
-  if (holds_exactly(loaded.scalar_type(), stored)) return loaded;
-  return checkpoint.tensors().load(name).to(loaded.device());
-}
 
 // Statistics from the dense block, then every linear layer scored, masked and rounded to its stored
 // dtype: `weights` leaves with the linear weights as they will be written.

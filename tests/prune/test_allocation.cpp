@@ -56,28 +56,31 @@ TEST(Allocation, OwlHandChecked) {
   expect_all_near(owl_sparsities({0.01, 0.05}, 0.6, 0.0), {0.6, 0.6}, 1e-15);
 }
 
-TEST(Allocation, OutlierRatioCountsAgainstEachLayersOwnMean) {
+TEST(Allocation, OutlierRatioCountsAgainstTheBlocksMean) {
   // mean = (7 + 13) / 8 = 2.5, M = 5 -> threshold 12.5: only the 13 is an outlier.
   const at::Tensor a = at::tensor({1.0f, 1.0f, 1.0f, 13.0f, 1.0f, 1.0f, 1.0f, 1.0f}).view({2, 4});
-  const OutlierCount ca = count_outliers(a, 5.0);
+  const OutlierCount ca = count_outliers({a}, 5.0);
   EXPECT_EQ(ca.outliers, 1);
   EXPECT_EQ(ca.numel, 8);
-  EXPECT_DOUBLE_EQ(outlier_ratio(a, 5.0), 1.0 / 8.0);
+  EXPECT_DOUBLE_EQ(block_outlier_ratio({a}, 5.0), 1.0 / 8.0);
   // Strictly greater: mean 2, M = 2.5 -> threshold 5, and 5 is not above it.
-  EXPECT_EQ(count_outliers(at::tensor({1.0f, 1.0f, 1.0f, 5.0f}), 2.5).outliers, 0);
-  EXPECT_EQ(count_outliers(at::tensor({1.0f, 1.0f, 1.0f, 5.0f}), 2.4).outliers, 1);
+  EXPECT_EQ(count_outliers({at::tensor({1.0f, 1.0f, 1.0f, 5.0f})}, 2.5).outliers, 0);
+  EXPECT_EQ(count_outliers({at::tensor({1.0f, 1.0f, 1.0f, 5.0f})}, 2.4).outliers, 1);
   // A threshold that is not a float: mean 0.1 (in float64) * 3; exact comparison either way.
   const at::Tensor b = at::tensor({0.0f, 0.0f, 0.3f, 0.1f});
   const double mean_b = (static_cast<double>(0.3f) + static_cast<double>(0.1f)) / 4.0;
   const int64_t expected = (static_cast<double>(0.3f) > 3.0 * mean_b) + (static_cast<double>(0.1f) > 3.0 * mean_b);
-  EXPECT_EQ(count_outliers(b, 3.0).outliers, expected);
-  // Pooled over a block: layer b = [0 x 7, 1] has mean 1/8, threshold 0.625, one outlier. Counts
-  // and numels add: (1 + 1) / 16. (A mean over the concatenation, 21/16 * 5 = 6.56, would find only
-  // the 13: 1/16.)
+  EXPECT_EQ(count_outliers({b}, 3.0).outliers, expected);
+  // A block's layers count together, as one concatenation (OWL's code): with c = [0 x 7, 1] the
+  // mean is 21/16, threshold 6.5625: only the 13 is above it, 1/16. (Each layer against its own
+  // mean would also count c's 1, above its 5/8: 2/16.)
   const at::Tensor c = at::zeros({2, 4});
   c[1][3] = 1.0f;
-  EXPECT_DOUBLE_EQ(block_outlier_ratio({a, c}, 5.0), 2.0 / 16.0);
-  EXPECT_THROW(count_outliers(a, 0.0), InputError);
+  EXPECT_DOUBLE_EQ(block_outlier_ratio({a, c}, 5.0), 1.0 / 16.0);
+  // The same as the concatenation itself, in float64 too.
+  const at::Tensor joined = at::cat({a.flatten(), c.flatten()}).to(at::kDouble);
+  EXPECT_EQ(count_outliers({joined}, 5.0).outliers, count_outliers({a, c}, 5.0).outliers);
+  EXPECT_THROW(count_outliers({a}, 0.0), InputError);
 }
 
 TEST(Allocation, OwlMoreOutliersMeansLessPruning) {
@@ -337,6 +340,12 @@ TEST(Allocation, EsdEigenvaluesAndAlpha) {
   const at::Tensor reference = std::get<0>(at::linalg_svdvals(w.to(at::kDouble)).pow(2).sort());
   EXPECT_TRUE(at::allclose(eig, reference, 1e-4, 1e-3));
   EXPECT_TRUE(at::allclose(esd_eigenvalues(w.t()), reference, 1e-4, 1e-3));  // either orientation
+  // A square matrix's smallest squared singular values are ~1e-5 of its largest and below: still
+  // exact to 1e-6 (a float32 Gram matrix loses them to rounding, ~1e-7 of the largest).
+  const at::Tensor square = at::randn({256, 256});
+  const at::Tensor exact = std::get<0>(at::linalg_svdvals(square.to(at::kDouble)).pow(2).sort());
+  ASSERT_LT(exact[0].item<double>(), 1e-4 * exact[-1].item<double>());
+  EXPECT_TRUE(at::allclose(esd_eigenvalues(square), exact, 1e-6, 1e-9));
   // A Gaussian matrix has a light-tailed (Marchenko-Pastur) spectrum; heavy-tailed entries give a
   // heavy-tailed spectrum: smaller alpha.
   const at::Tensor gaussian = at::randn({256, 512});

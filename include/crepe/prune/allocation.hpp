@@ -11,13 +11,11 @@
 //
 // OWL (Outlier Weighed Layerwise sparsity; --owl-m M, default 5; --owl-lambda lambda, default 0.08)
 //   A = |W| * ||X_j|| (the Wanda score) of each linear layer l of block b;
-//   outliers_l = #{A_ij > M * mean(A)}  (mean over layer l's own matrix)
-//   D_b = sum_l outliers_l / sum_l numel_l  (pooled over the block's layers)
+//   D_b = #{A_ij > M * mean(A)} / numel, over all of block b's layers' scores together (one mean
+//   over their concatenation, as OWL's code; OWL calls a decoder block a layer)
 //   d_b = 2 lambda (D_b - min D) / (max D - min D)  -  mean_b(d) + (1 - S)   (density)
 //   s_b = 1 - d_b
 //   More outliers -> higher density -> less pruning. Equal D everywhere -> uniform S.
-//   (OWL's code compares against the mean of the block's concatenated scores; crepe uses each
-//   layer's own mean, as specified, then pools the counts.)
 //
 // AlphaPruning (--alpha-eps eps, default 0.3)
 //   alpha_l = heavy-tail exponent of the eigenvalue spectrum of W^T W (the squared singular values
@@ -94,10 +92,11 @@ struct OutlierCount {
   int64_t numel = 0;
   double ratio() const { return numel ? static_cast<double>(outliers) / static_cast<double>(numel) : 0.0; }
 };
-// #{A > m * mean(A)} over one layer's score matrix (mean taken in float64).
-OutlierCount count_outliers(const at::Tensor& wanda_scores, double m);
-double outlier_ratio(const at::Tensor& wanda_scores, double m);
-// D_b of one block: outliers and numel summed over its layers, each layer against its own mean.
+// #{A > m * mean(A)} over a block's score matrices taken together, as one concatenation: one mean
+// (in float64) over all their entries, as OWL's code (check_outlier_mean on the torch.cat of the
+// block's layers).
+OutlierCount count_outliers(const std::vector<at::Tensor>& layer_scores, double m);
+// D_b of one block: count_outliers(...).ratio().
 double block_outlier_ratio(const std::vector<at::Tensor>& layer_scores, double m);
 
 std::vector<double> owl_sparsities(const std::vector<double>& outlier_ratios, double target, double lambda,
@@ -124,7 +123,7 @@ PowerLawFit fit_power_law_near_peak(const at::Tensor& values, int64_t bins = 100
 PowerLawFit fit_power_law_at(const at::Tensor& values, double xmin);
 
 // The empirical spectral density's support: the min(out, in) squared singular values of W, as the
-// eigenvalues of the smaller Gram matrix (W W^T or W^T W) in float32; ascending, float64 on the
+// eigenvalues of the smaller Gram matrix (W W^T or W^T W) in float64; ascending, float64 on the
 // CPU. Rounding can leave the smallest ones slightly negative: the fit ignores those.
 at::Tensor esd_eigenvalues(const at::Tensor& weight);
 double esd_alpha(const at::Tensor& weight);  // fit_power_law_near_peak(esd_eigenvalues(weight)).alpha
