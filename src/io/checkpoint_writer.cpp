@@ -127,8 +127,18 @@ void CheckpointWriter::copy_side_files() const {
 }
 
 void CheckpointWriter::commit() {
-  for (const std::string& name : source_.tensors().names()) {
+  const TensorStore& store = source_.tensors();
+  for (const std::string& name : store.names()) {
     if (!written(name)) copy_unchanged(name);
+  }
+  // A shard may hold tensors its index does not list: not part of the checkpoint for the reader,
+  // but the output mirrors the shards, so they pass through unchanged too.
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    const SafetensorsFile& shard = store.shard(i);
+    for (const TensorInfo& info : shard.tensors()) {
+      const bool listed_here = store.contains(info.name) && store.shard_of(info.name) == i;
+      if (!listed_here) shards_[i]->put_raw(info.name, shard.raw(info.name), info.nbytes());
+    }
   }
   for (auto& shard : shards_) shard->commit();
   copy_side_files();

@@ -150,6 +150,35 @@ TEST(PruneCli, DsnotSkipsTheMlpByDefault) {
   }
 }
 
+// A shard may hold a tensor its index does not list (the reader ignores it, as Hugging Face does):
+// the output still mirrors the shard, with that tensor byte-identical, and the run completes.
+TEST(PruneCli, ShardTensorsTheIndexDoesNotListPassThrough) {
+  test::TempDir dir;
+  const std::string source = shared_path("models/stories260k");
+  const std::string model = dir.file("model");
+  fs::create_directory(model);
+  for (const char* file : {"config.json", "tokenizer.model"}) fs::copy_file(source + "/" + file, model + "/" + file);
+  const io::TensorStore store = io::TensorStore::open_dir(source);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  const std::string shard = "model-00001-of-00001.safetensors";
+  for (const std::string& name : store.names()) {
+    tensors.emplace_back(name, store.load(name));
+    index["weight_map"][name] = shard;
+  }
+  const at::Tensor stray = at::arange(6, at::kFloat);
+  tensors.emplace_back("stray.weight", stray);
+  io::write_safetensors(model + "/" + shard, tensors);
+  test::write_file(model + "/model.safetensors.index.json", index.dump(2));
+
+  const auto r = run_crepe(prune_args(model, dir.file("out"), {"--sparsity", "0.5", "--method", "magnitude"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const io::TensorStore out = io::TensorStore::open_dir(dir.file("out"));
+  ASSERT_TRUE(out.shard(0).contains("stray.weight"));
+  EXPECT_TRUE(at::equal(out.shard(0).load("stray.weight"), stray));
+  EXPECT_EQ(out.names(), store.names());
+}
+
 TEST(PruneCli, TwoFourPatternHoldsInEveryGroupOfTheWrittenModel) {
   test::TempDir dir;
   const auto r = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out"), {"--pattern", "2:4"}));
