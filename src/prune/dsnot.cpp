@@ -93,17 +93,6 @@ struct CandidateList {
   void advance(const at::Tensor& rows) { next += rows.to(at::kLong); }
 };
 
-// Per row, the head of `up` where the row's error is positive, else of `down`.
-CandidateList::Head head_by_sign(const at::Tensor& positive, const CandidateList& up, const CandidateList& down) {
-  const CandidateList::Head u = up.head(), d = down.head();
-  return {at::where(positive, u.key, d.key), at::where(positive, u.col, d.col), {}};
-}
-
-void advance_by_sign(const at::Tensor& positive, const at::Tensor& taken, CandidateList& up, CandidateList& down) {
-  up.advance(positive.logical_and(taken));
-  down.advance(positive.logical_not().logical_and(taken));
-}
-
 // Sets flags[i][col[i]] where set[i], leaving the other entries as they are.
 void set_where(at::Tensor& flags, const at::Tensor& col, const at::Tensor& set) {
   const at::Tensor index = col.unsqueeze(1);
@@ -134,31 +123,26 @@ CandidateList n_of_m_swaps(const at::Tensor& regrow_key, const at::Tensor& prune
 at::Tensor reprune_rows(const at::Tensor& weight, const at::Tensor& keep, const at::Tensor& scores,
                         const at::Tensor& mean, const at::Tensor& inv_var_pow, const DsnotOptions& options) {
   const int64_t rows = weight.size(0), cols = weight.size(1);
-  const bool n_of_m = options.m > 0;
   const at::Tensor c = weight.to(at::kFloat) * mean;  // c_ij = W_ij mu_j
   at::Tensor error = c.masked_fill(keep, 0).sum(1, false, at::kDouble);  // e_i
-  const at::Tensor pruned = keep.logical_not();
-  const at::Tensor priority = -(c.abs() * inv_var_pow);  // regrowth: most |c| / Var^p first
-  const at::Tensor prune_key = scores.to(at::kFloat);
+  const at::Tensor sign = error.sign();
+  // A row's error keeps its sign (a swap that would flip it is refused), so its candidates are
+  // fixed from the start: regrow pruned weights with c of e's sign, most |c| / Var^p first; prune
+  // kept weights with c of the other sign or zero, lowest score first.
+  const at::Tensor aligned = c * sign.to(at::kFloat).unsqueeze(1);
+  const at::Tensor regrow_key = (-(aligned * inv_var_pow)).masked_fill(keep.logical_or(aligned <= 0), kInf);
+  const at::Tensor prune_key = scores.to(at::kFloat).masked_fill(keep.logical_not().logical_or(aligned > 0), kInf);
   const int64_t k = std::min(options.cycles, cols);
-  auto only = [](const at::Tensor& key, const at::Tensor& candidates) { return key.masked_fill(candidates.logical_not(), kInf); };
-
-  // Unstructured: one list per sign of the error, for regrowth (pruned weights that cut it) and for
-  // pruning (kept weights whose removal also pulls it toward zero).
-  std::optional<CandidateList> regrow_up, regrow_down, prune_up, prune_down, swaps;
-  const at::Tensor initial_sign = error.sign().to(at::kFloat).unsqueeze(1);
-  if (n_of_m) {
-    const at::Tensor aligned = c * initial_sign;  // > 0: regrowing cuts |e|, <= 0: pruning does not add to it
-    swaps.emplace(n_of_m_swaps(only(priority, pruned.logical_and(aligned > 0)), only(prune_key, keep.logical_and(aligned <= 0)),
-                               options.m, options.cycles));
+  std::optional<CandidateList> regrow, prune;  // unstructured
+  std::optional<CandidateList> swaps;          // N:M: (regrow, prune) pairs
+  if (options.m > 0) {
+    swaps.emplace(n_of_m_swaps(regrow_key, prune_key, options.m, options.cycles));
   } else {
-    regrow_up.emplace(CandidateList::best(only(priority, pruned.logical_and(c > 0)), k));
-    regrow_down.emplace(CandidateList::best(only(priority, pruned.logical_and(c < 0)), k));
-    prune_up.emplace(CandidateList::best(only(prune_key, keep.logical_and(c <= 0)), k));
-    prune_down.emplace(CandidateList::best(only(prune_key, keep.logical_and(c > 0)), k));
+    regrow.emplace(CandidateList::best(regrow_key, k));
+    prune.emplace(CandidateList::best(prune_key, k));
   }
 
-  const int64_t width = n_of_m ? (cols + options.m - 1) / options.m * options.m : cols;  // N:M: whole groups
+  const int64_t width = options.m > 0 ? (cols + options.m - 1) / options.m * options.m : cols;  // N:M: whole groups
   const at::Tensor c_wide = width > cols ? at::constant_pad_nd(c, {0, width - cols}, 0) : c;
   const auto flags = keep.options().dtype(at::kBool);
   at::Tensor grown = at::zeros({rows, width}, flags), cut = at::zeros({rows, width}, flags);
@@ -166,34 +150,28 @@ at::Tensor reprune_rows(const at::Tensor& weight, const at::Tensor& keep, const 
   for (int64_t cycle = 0; cycle < options.cycles; ++cycle) {
     active = active.logical_and(error.abs() > options.threshold);
     if (!active.any().item<bool>()) break;
-    const at::Tensor positive = error > 0;
     at::Tensor found, regrow_col, prune_col;
-    if (n_of_m) {
+    if (swaps) {
       const CandidateList::Head swap = swaps->head();
       found = swap.key != kInf;
       regrow_col = swap.col;
       prune_col = swap.partner;
     } else {
-      const CandidateList::Head regrow = head_by_sign(positive, *regrow_up, *regrow_down);
-      const CandidateList::Head prune = head_by_sign(positive, *prune_up, *prune_down);
-      found = (regrow.key != kInf).logical_and(prune.key != kInf);
-      regrow_col = regrow.col;
-      prune_col = prune.col;
+      const CandidateList::Head r = regrow->head(), p = prune->head();
+      found = (r.key != kInf).logical_and(p.key != kInf);
+      regrow_col = r.col;
+      prune_col = p.col;
     }
     auto c_at = [&](const at::Tensor& col) { return c_wide.gather(1, col.unsqueeze(1)).squeeze(1).to(at::kDouble); };
     const at::Tensor after = error - c_at(regrow_col) + c_at(prune_col);
-    at::Tensor take = active.logical_and(found);
-    if (n_of_m) take = take.logical_and(after * initial_sign.squeeze(1) >= 0);  // no overshoot
+    const at::Tensor take = active.logical_and(found).logical_and(after * sign >= 0);  // no overshoot
     set_where(grown, regrow_col, take);
     set_where(cut, prune_col, take);
-    if (n_of_m) {
-      swaps->advance(take);
-    } else {
-      advance_by_sign(positive, take, *regrow_up, *regrow_down);
-      advance_by_sign(positive, take, *prune_up, *prune_down);
+    for (auto* list : {&swaps, &regrow, &prune}) {
+      if (*list) (*list)->advance(take);
     }
     error = at::where(take, after, error);
-    active = take;  // a refused swap, or a list used up, stops the row for good
+    active = take;  // a refused swap, or candidates used up, stops the row for good
   }
   return keep.logical_or(grown.narrow(1, 0, cols)).logical_and(cut.narrow(1, 0, cols).logical_not());
 }
