@@ -72,7 +72,18 @@ void require_finite_result(const at::Tensor& pruned, const std::string& name) {
   }
 }
 
-// Wanda scores |W| * ||X|| of each linear layer of a block, from its dense statistics.
+// A weight update (SparseGPT's, or --reconstruct) can leave the range of a 16-bit stored dtype: an
+// Inf written into the checkpoint would look like a finished run. Not crepe's fault, nor fixable
+// by resuming.
+void require_within_stored_range(const at::Tensor& written, const std::string& name, const PruneConfig& config) {
+  if (at::isfinite(written).all().item<bool>()) return;
+  const bool updated = config.metric == Metric::SparseGPT || config.reconstruct;
+  throw NumericalInputError(name + ": " + (updated ? "the reconstruction's update" : "pruning") +
+                            " gave values beyond the range of its stored dtype " +
+                            std::string(c10::toString(written.scalar_type())) +
+                            (updated ? " (try more calibration samples, or prune without the update)" : ""));
+}
+
 // The weight a linear layer is pruned from: the loaded one when the compute dtype holds the stored
 // values exactly (float32 holds bf16 and fp16), else the stored tensor itself, moved to the device.
 // A bf16 forward pass on an fp16 or fp32 checkpoint must round neither the scores' inputs nor the
@@ -89,6 +100,7 @@ at::Tensor stored_linear(const io::Checkpoint& checkpoint, int64_t b, model::Lin
   return stored_weight(checkpoint, name, io::to_scalar_type(checkpoint.tensors().info(name).dtype), weights[linear].weight);
 }
 
+// Wanda scores |W| * ||X|| of each linear layer of block b, from its dense statistics.
 std::vector<at::Tensor> block_wanda_scores(const io::Checkpoint& checkpoint, int64_t b, const model::BlockWeights& weights,
                                            const std::array<InputStats, model::kLinearInputCount>& stats) {
   std::vector<at::Tensor> scores;
@@ -255,6 +267,7 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
                                            outcome.block_targets[b], config.permute ? &permutation : nullptr);
     require_finite_result(pruned, name);
     weight = pruned.to(stored);
+    require_within_stored_range(weight, name, config);
     const int64_t zeros = weight.numel() - weight.count_nonzero().item<int64_t>();
     layers.push_back({name, weight.numel(), mask.numel() - mask.sum().item<int64_t>(), zeros, since(t), permutation.order,
                       permutation.kept_before, permutation.kept_after});
