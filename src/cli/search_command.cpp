@@ -19,6 +19,7 @@
 #include "crepe/cli/shared_steps.hpp"
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
+#include "crepe/core/parse.hpp"
 #include "crepe/core/interrupt.hpp"
 #include "crepe/core/rng.hpp"
 #include "crepe/io/output_paths.hpp"
@@ -52,12 +53,9 @@ std::vector<int64_t> parse_kernels(const std::string& text) {
   std::stringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {
-    int64_t k = 0;
-    try {
-      k = std::stoll(item);
-    } catch (const std::logic_error&) {
-      throw_input_error("--kernels", "'" + item + "' is not a kernel size");
-    }
+    const std::optional<int64_t> parsed = parse_integer(item);
+    if (!parsed) throw_input_error("--kernels", "'" + item + "' is not a kernel size");
+    const int64_t k = *parsed;
     require(k >= 1 && k % 2 == 1, "--kernels", "kernel sizes must be odd and positive, got " + item);
     if (std::find(kernels.begin(), kernels.end(), k) == kernels.end()) kernels.push_back(k);
   }
@@ -117,9 +115,17 @@ at::Tensor proxy_subsample(const SearchOptions& o, const text::Tokenizer& tokeni
 search::SearchStats statistics(const SearchOptions& o, const io::Checkpoint& ckpt, const at::Tensor& calib,
                                const at::Tensor& proxy_ids, const std::vector<int64_t>& blocks,
                                const engine::RunnerOptions& run, int64_t seqlen, bool need_gram) {
-  const nlohmann::json provenance = {{"model", o.model}, {"data", o.calib_data}, {"nsamples", o.nsamples},
-                                     {"seqlen", seqlen}, {"seed", o.seed}, {"blocks", blocks},
-                                     {"proxy_samples", o.proxy_samples}, {"proxy_data", o.proxy_data}};
+  // Inputs by content fingerprint and resolved path (as the trace's request): a re-downloaded model
+  // or an edited text under the same name must not reuse stale statistics; the forward pass's dtype
+  // and device change the activations too.
+  const nlohmann::json provenance = {{"model", io::checkpoint_fingerprint(ckpt)},
+                                     {"data", io::normalised_path(o.calib_data)},
+                                     {"data_file", io::file_fingerprint(o.calib_data)},
+                                     {"nsamples", o.nsamples}, {"seqlen", seqlen}, {"seed", o.seed}, {"blocks", blocks},
+                                     {"proxy_samples", o.proxy_samples},
+                                     {"proxy_data", io::normalised_path(o.proxy_data)},
+                                     {"proxy_data_file", io::file_fingerprint(o.proxy_data)},
+                                     {"device", o.device.device}, {"dtype", o.device.dtype}};
   if (!o.stats_path.empty()) {
     std::string why;
     if (auto cached = search::load_search_stats(o.stats_path, provenance, &why, need_gram)) {

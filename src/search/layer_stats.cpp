@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/parse.hpp"
 #include "crepe/io/safetensors.hpp"
 #include "crepe/prune/pipeline.hpp"
 
@@ -154,12 +155,9 @@ std::vector<int64_t> parse_layer_selection(const std::string& text, int64_t num_
     return blocks;
   }
   if (text.find(',') == std::string::npos) {
-    int64_t count = 0;
-    try {
-      count = std::stoll(text);
-    } catch (const std::logic_error&) {
-      throw_input_error(option, "expected 'all', a count, or a list like 0,3,5; got '" + text + "'");
-    }
+    const std::optional<int64_t> parsed = parse_integer(text);
+    if (!parsed) throw_input_error(option, "expected 'all', a count, or a list like 0,3,5; got '" + text + "'");
+    const int64_t count = *parsed;
     require(count >= 1 && count <= num_layers, option, "count must be in [1, " + std::to_string(num_layers) + "]");
     for (int64_t i = 0; i < count; ++i) {
       blocks.push_back(count == 1 ? 0 : i * (num_layers - 1) / (count - 1));
@@ -168,12 +166,9 @@ std::vector<int64_t> parse_layer_selection(const std::string& text, int64_t num_
     std::stringstream in(text);
     std::string item;
     while (std::getline(in, item, ',')) {
-      int64_t b = -1;
-      try {
-        b = std::stoll(item);
-      } catch (const std::logic_error&) {
-        throw_input_error(option, "'" + item + "' is not a block index");
-      }
+      const std::optional<int64_t> parsed = parse_integer(item);
+      if (!parsed) throw_input_error(option, "'" + item + "' is not a block index");
+      const int64_t b = *parsed;
       require(b >= 0 && b < num_layers, option, "block " + item + " does not exist (the model has " +
                                                     std::to_string(num_layers) + ")");
       blocks.push_back(b);

@@ -336,6 +336,10 @@ TEST(Pho, LayerSelection) {
   EXPECT_EQ(parse_layer_selection("5,1,5", 8, "--layers"), (std::vector<int64_t>{1, 5}));
   EXPECT_THROW(parse_layer_selection("9", 8, "--layers"), InputError);
   EXPECT_THROW(parse_layer_selection("1,x", 8, "--layers"), InputError);
+  // The whole text, not a prefix: "2x" is not 2 blocks, nor "1,3.5" blocks 1 and 3.
+  EXPECT_THROW(parse_layer_selection("2x", 8, "--layers"), InputError);
+  EXPECT_THROW(parse_layer_selection("1,3.5", 8, "--layers"), InputError);
+  EXPECT_THROW(parse_layer_selection("1, 3", 8, "--layers"), InputError);
 }
 
 }  // namespace
