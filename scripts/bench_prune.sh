@@ -82,6 +82,7 @@ for model in $MODELS; do
           for s in 0.6 0.7; do
             for alloc in owl alpha dlp; do run_case "$model" "$method $s $alloc" file --method "$method" --sparsity "$s" --allocation "$alloc"; done
             run_case "$model" "$method $s dsnot" file --method "$method" --sparsity "$s" --reprune dsnot
+            run_case "$model" "$method $s dsnot-all" file --method "$method" --sparsity "$s" --reprune dsnot --dsnot-skip none
             run_case "$model" "$method $s reconstruct" file --method "$method" --sparsity "$s" --reconstruct
           done
         done ;;

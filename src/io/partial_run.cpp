@@ -101,11 +101,30 @@ std::string file_fingerprint(const std::string& path) {
   const uint64_t size = fs::file_size(path, ec);
   const auto modified = fs::last_write_time(path, ec).time_since_epoch().count();
   if (ec) return "";
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  hash = fnv1a(hash, &size, sizeof size);
-  hash = fnv1a(hash, &modified, sizeof modified);
-  return hex(hash);
+  // Readable, so that a refused resume can say which of the two changed.
+  return "size " + std::to_string(size) + ", modified " + std::to_string(modified);
 }
+
+namespace {
+
+// The first place where `now` differs from `before`, as a dotted key ("calibration.data_file")
+// with both values: objects are compared key by key, anything else as a whole.
+std::string first_difference(const nlohmann::json& before, const nlohmann::json& now, const std::string& key) {
+  if (before.is_object() && now.is_object()) {
+    for (const auto& [k, v] : now.items()) {
+      const nlohmann::json missing;
+      const nlohmann::json& old = before.contains(k) ? before.at(k) : missing;
+      if (old != v) return first_difference(old, v, key + "." + k);
+    }
+    for (const auto& [k, v] : before.items()) {
+      if (!now.contains(k)) return first_difference(v, nlohmann::json(), key + "." + k);
+    }
+  }
+  return "'" + key + "' differs from the interrupted run (it had " + (before.is_null() ? std::string("nothing") : before.dump()) +
+         ", now " + (now.is_null() ? std::string("nothing") : now.dump()) + ")";
+}
+
+}  // namespace
 
 void require_same_request(const nlohmann::json& recorded, const nlohmann::json& request, const std::string& where,
                           const std::string& restart, const std::map<std::string, std::string>& explain) {
@@ -114,9 +133,7 @@ void require_same_request(const nlohmann::json& recorded, const nlohmann::json& 
     const auto reason = explain.find(key);
     const std::string why = reason != explain.end()
                                 ? reason->second
-                                : "'" + key + "' differs from the interrupted run (it had " +
-                                      (recorded.contains(key) ? recorded[key].dump() : std::string("nothing")) + ", now " +
-                                      value.dump() + ")";
+                                : first_difference(recorded.contains(key) ? recorded[key] : nlohmann::json(), value, key);
     throw_input_error(where, "cannot resume: " + why + "; " + restart);
   }
 }

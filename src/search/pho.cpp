@@ -258,7 +258,8 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
       const std::string key = pair_key(kernel, group);
       const CmaesOptions cma = pair_options(generations * kPhoGeneration);
       Cmaes es = trace.contains(key) ? Cmaes::from_json(trace[key]["state"]) : Cmaes(cma);
-      double pair_best = trace.contains(key) ? trace[key].value("best", kInfinity) : kInfinity;
+      const bool pair_found = trace.contains(key) && trace[key].contains("best") && trace[key]["best"].is_number();
+      double pair_best = pair_found ? trace[key]["best"].get<double>() : kInfinity;
       std::vector<double> pair_best_x = trace.contains(key) ? trace[key].value("best_x", std::vector<double>{}) : std::vector<double>{};
       while (es.stop() == CmaesStop::None) {
         const auto points = es.ask();
@@ -281,7 +282,9 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
           }
         }
         es.tell(fitness);
-        trace[key] = {{"state", es.to_json()}, {"best", pair_best}, {"best_x", pair_best_x}};
+        trace[key] = {{"state", es.to_json()}, {"best_x", pair_best_x}};
+        // Left out until finite (every value NaN so far): JSON would hold null, unreadable as a number.
+        if (std::isfinite(pair_best)) trace[key]["best"] = pair_best;
         trace["_progress"] = {{"evaluations", evaluated}, {"evaluations_to_best", result.evaluations_to_best},
                               {"seconds_to_best", result.seconds_to_best}};
         if (std::isfinite(running_best)) trace["_progress"]["best"] = running_best;

@@ -83,7 +83,14 @@ std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate&
   std::vector<at::Tensor> block_pruned;
   const prune::InputStats* gram_of = nullptr;  // q, k and v (and gate, up) share one input: one upload
   at::Tensor H;
-  for (const LayerData& layer : inputs.layers) {
+  auto memo = [&](std::vector<double>& energies) -> std::vector<double>& {
+    if (energies.size() != inputs.layers.size()) energies.assign(inputs.layers.size(), -1.0);
+    return energies;
+  };
+  std::vector<double>& layer_energy = memo(inputs.recon_energy);
+  std::vector<double>& layer_diag_energy = memo(inputs.recon_diag_energy);
+  for (size_t l = 0; l < inputs.layers.size(); ++l) {
+    const LayerData& layer = inputs.layers[l];
     const at::Device device = inputs.device;
     // To the device as stored, then widened there: half the bytes cross for a 16-bit model.
     const at::Tensor W = layer_weight(inputs, layer).to(device).to(at::kFloat);
@@ -94,12 +101,14 @@ std::map<Proxy, double> proxy_values(const ProxyInputs& inputs, const Candidate&
     if (wanted(Proxy::Recon)) {
       if (gram_of != layer.stats) H = layer.stats->gram.to(device), gram_of = layer.stats;
       error += (at::matmul(removed, H) * removed).sum().item<double>();
-      energy += (at::matmul(W, H) * W).sum().item<double>();
+      if (layer_energy[l] < 0) layer_energy[l] = (at::matmul(W, H) * W).sum().item<double>();
+      energy += layer_energy[l];
     }
     if (wanted(Proxy::ReconDiag)) {
       const at::Tensor diag = layer.stats->sq_sum.to(device).view({1, -1});
       diag_error += (removed.pow(2) * diag).sum().item<double>();
-      diag_energy += (W.pow(2) * diag).sum().item<double>();
+      if (layer_diag_energy[l] < 0) layer_diag_energy[l] = (W.pow(2) * diag).sum().item<double>();
+      diag_energy += layer_diag_energy[l];
     }
     if (pass) {
       block_pruned.push_back(W * keep);

@@ -597,6 +597,14 @@ TEST(SearchCli, OutputIsCheckedFirstAndResumeContinuesOnlyTheSameSearch) {
     EXPECT_EQ(other.exit_code, 2) << change[0];
     EXPECT_NE(other.err.find("cannot resume"), std::string::npos) << other.err;
   }
+  // The refusal names the very setting that changed, inside the recorded calibration.
+  std::vector<std::string> shorter = common;
+  shorter[std::find(shorter.begin(), shorter.end(), "--seqlen") - shorter.begin() + 1] = "24";
+  shorter.insert(shorter.end(), {"--out", dir.file("found.json"), "--resume"});
+  const auto fewer = test::run_crepe(shorter);
+  EXPECT_EQ(fewer.exit_code, 2);
+  EXPECT_NE(fewer.err.find("'calibration.seqlen' differs from the interrupted run (it had 32, now 24)"), std::string::npos)
+      << fewer.err;
 }
 
 TEST(SearchCli, AutoProxyFollowsTheLayersInUseAndKlNeedsThemAll) {
@@ -646,6 +654,26 @@ TEST(SearchCli, GramMatricesAreCollectedOnlyForTheReconProxy) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.err.find("reusing"), std::string::npos) << again.err;  // one with them serves kl too
   EXPECT_EQ(again.err.find("not reusing"), std::string::npos) << again.err;
+}
+
+// The statistics cache is keyed on what its inputs hold, not on how they are named: another
+// spelling of the same file reuses it, an edited file under the same name does not.
+TEST(SearchCli, StatisticsCacheFollowsTheCalibrationFilesContent) {
+  test::TempDir dir;
+  test::write_file(dir.file("calib.txt"), test::read_file(test::shared_path("data/tinystories-val.txt")).substr(0, 40000));
+  auto search = [&](const std::string& calib) {
+    return test::run_crepe({"search", "--model", test::shared_path("models/stories260k"), "--calib-data", calib,
+                            "--nsamples", "4", "--seqlen", "32", "--budget", "8", "--kernels", "3", "--groups", "layer",
+                            "--stats", dir.file("stats.safetensors"), "--out", dir.file("found.json")});
+  };
+  ASSERT_EQ(search(dir.file("calib.txt")).exit_code, 0);
+  const auto respelled = search(dir.path() + "/./calib.txt");
+  ASSERT_EQ(respelled.exit_code, 0) << respelled.err;
+  EXPECT_NE(respelled.err.find("statistics: reusing"), std::string::npos) << respelled.err;
+  test::write_file(dir.file("calib.txt"), test::read_file(dir.file("calib.txt")) + "\nOne more story.\n");
+  const auto edited = search(dir.file("calib.txt"));
+  ASSERT_EQ(edited.exit_code, 0) << edited.err;
+  EXPECT_NE(edited.err.find("statistics: not reusing"), std::string::npos) << edited.err;
 }
 
 TEST(SearchCli, CorrelationCanBeRemeasuredOnAnotherSubsampleWithoutPruningAgain) {

@@ -62,6 +62,9 @@ struct ProxyInputs {
   // Where the proxies score and mask, in float32 (the GPU under --device cuda): each layer's weight
   // and statistics are moved there as it is judged.
   c10::Device device = c10::Device(c10::kCPU);
+  // Each layer's dense energy, tr(W H W^T) and sum(W^2 diag H): the denominators of recon and
+  // recon_diag, the same for every candidate, so computed at the first evaluation only.
+  mutable std::vector<double> recon_energy, recon_diag_energy;
 };
 
 // A layer's weight as stored: the one held, or read from inputs.checkpoint when streamed.
