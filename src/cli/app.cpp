@@ -158,6 +158,9 @@ int run(int argc, char** argv) {
     // adds a second "Run with --help" line).
     std::string message = e.what();
     std::replace(message.begin(), message.end(), '\n', ' ');
+    // CLI11's words for an option given twice ("--out: At Most 1 required but received 2").
+    const size_t twice = message.find(": At Most 1 required but received");
+    if (twice != std::string::npos) message = message.substr(0, twice) + ": given more than once";
     std::fprintf(stderr, "crepe: error: %s\n", message.c_str());
     return 2;
   }

@@ -173,6 +173,10 @@ std::string model_card(const io::Checkpoint& ckpt, const prune::PruneConfig& con
   what << "`" << facts.model_name << "` with " << std::fixed << std::setprecision(2) << 100.0 * outcome.sparsity()
        << "% of the weights of its decoder blocks' linear layers set to zero by crepe, with no retraining: method "
        << prune::metric_name(config.metric) << " (" << mask_description(config) << ")";
+  // A source that was sparse already (pruned before, or zeros of its own): say what the weights hold.
+  if (outcome.zero_fraction() - outcome.sparsity() >= 5e-5) {
+    what << "; with the zeros the source already had, " << 100.0 * outcome.zero_fraction() << "% of them are zero";
+  }
   if (source != "none") what << ", calibrated on " << source;
   if (config.metric == prune::Metric::SparseGPT || config.reconstruct) {
     what << "; the remaining weights of those layers were updated to compensate (SparseGPT's reconstruction)";
@@ -200,6 +204,7 @@ Calibration calibrate(const PruneOptions& o, const io::Checkpoint& ckpt, const p
     return cal;
   }
   const int64_t seqlen = capped_seqlen(o.seqlen, ckpt, "--seqlen");
+  check_calibration_fits(o.nsamples, seqlen, ckpt, placement.compute_dtype);
   if (!o.calib_data.empty()) {
     const auto tokenizer = model_tokenizer(ckpt, o.tokenizer_kind);
     const auto documents = text::read_documents(o.calib_data);

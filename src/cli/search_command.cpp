@@ -349,6 +349,7 @@ Action add_search_command(CLI::App& app) {
       io::check_output_file(o->stats_path, inputs, [](const std::string&) { return true; }, "a statistics cache");
     }
     const int64_t seqlen = capped_seqlen(o->seqlen, ckpt, "--seqlen");
+    check_calibration_fits(o->nsamples, seqlen, ckpt, run.placement.compute_dtype);
     run.progress = false;
 
     const auto tokenizer = model_tokenizer(ckpt);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/host_memory.hpp"
 #include "crepe/prune/mask.hpp"
 
 namespace crepe::cli {
@@ -27,6 +28,20 @@ void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sp
   require(std::abs(sparsity - implied) < 1e-9, "--sparsity",
           fmt::format("{} contradicts --pattern {}, which prunes exactly {} of every {} ({}); give one of them", sparsity,
                       p.str(), p.n, p.m, implied));
+}
+
+void check_calibration_fits(int64_t nsamples, int64_t seqlen, const io::Checkpoint& checkpoint,
+                            c10::ScalarType compute_dtype) {
+  const std::optional<int64_t> available = available_host_memory();
+  if (!available) return;
+  const double per_token = 8.0 + static_cast<double>(checkpoint.config().hidden_size) *
+                                     static_cast<double>(c10::elementSize(compute_dtype));
+  const double needed = static_cast<double>(nsamples) * static_cast<double>(seqlen) * per_token;
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  require(needed <= static_cast<double>(*available), "--nsamples",
+          fmt::format("{} windows of {} tokens need {:.1f} GiB for their hidden states, and {:.1f} GiB of memory is "
+                      "available: use fewer windows or a shorter --seqlen",
+                      nsamples, seqlen, needed / kGiB, static_cast<double>(*available) / kGiB));
 }
 
 namespace {

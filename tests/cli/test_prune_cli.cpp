@@ -179,6 +179,18 @@ TEST(PruneCli, ShardTensorsTheIndexDoesNotListPassThrough) {
   EXPECT_EQ(out.names(), store.names());
 }
 
+// More calibration windows than memory can hold is the user's request, refused up front with what
+// it would take, not a failed allocation deep in a run.
+TEST(PruneCli, CalibrationThatCannotFitInMemoryIsRefused) {
+  test::TempDir dir;
+  std::vector<std::string> args = prune_args(shared_path("models/stories260k"), dir.file("out"), {});
+  args[std::find(args.begin(), args.end(), "--nsamples") - args.begin() + 1] = "1000000000000";
+  const auto r = run_crepe(args);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--nsamples: 1000000000000 windows of 64 tokens need"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir.file("out")));
+}
+
 TEST(PruneCli, TwoFourPatternHoldsInEveryGroupOfTheWrittenModel) {
   test::TempDir dir;
   const auto r = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out"), {"--pattern", "2:4"}));
@@ -399,7 +411,9 @@ TEST(PruneCli, BadOptionsExitWithCode2BeforeAnyWork) {
                                          {{"--kernel-size", "4"}, "--kernel-size"},
                                          {{"--method", "obs"}, "--method"},
                                          {{"--group", "column"}, "--group"},
-                                         {{"--act-power", "2"}, "--act-power"}}) {
+                                         {{"--act-power", "2"}, "--act-power"},
+                                         {{"--seqlen", "32"}, "--seqlen: given more than once"},
+                                         {{"--dsnot-skip", "self_attn", "--reprune", "dsnot"}, "--dsnot-skip"}}) {
     const auto r = run_crepe(prune_args(model, dir.file("out"), c.args));
     EXPECT_EQ(r.exit_code, 2) << c.mentions;
     EXPECT_NE(r.err.find(c.mentions), std::string::npos) << r.err;
@@ -900,6 +914,10 @@ TEST(PruneCli, RepruningAPrunedModelReportsTheZerosItHolds) {
   const auto plain = run_crepe(prune_args(dir.file("half"), dir.file("plain"), {"--method", "magnitude", "--sparsity", "0.3"}));
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
   EXPECT_NE(plain.out.find("of the written weights are zero"), std::string::npos) << plain.out;
+  // The card, what a hub reader sees, says so too.
+  const std::string card = read_file(dir.file("again/README.md"));
+  EXPECT_NE(card.find("with the zeros the source already had, 50.00% of them are zero"), std::string::npos) << card;
+  EXPECT_EQ(read_file(dir.file("half/README.md")).find("the source already had"), std::string::npos);
 }
 
 TEST(PruneCli, InterruptedBeforeAnyBlockSaysNothingWasSaved) {

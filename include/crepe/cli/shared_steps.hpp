@@ -18,6 +18,12 @@ int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const
 // config file) and says otherwise is a contradiction, refused rather than silently ignored.
 void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sparsity_given);
 
+// `nsamples` windows of `seqlen` tokens keep their token ids and one hidden state per token (in the
+// compute dtype) for the whole run: refused, naming --nsamples, when that is more than the memory
+// the system has available now (a failed allocation deep in LibTorch would be an internal error).
+void check_calibration_fits(int64_t nsamples, int64_t seqlen, const io::Checkpoint& checkpoint,
+                            c10::ScalarType compute_dtype);
+
 // The model directory's tokenizer; `kind` is the --tokenizer-kind text (auto, json, model).
 // Its encode() raises an InputError naming the model when the text yields an id past the model's
 // embedding rows (config.json's vocab_size): such a tokenizer belongs to another model.
