@@ -62,7 +62,7 @@ Action add_tokenize_command(CLI::App& app) {
   auto* model = cmd->add_option("--model", options->model, "model directory (tokenizer.json or tokenizer.model)");
   auto* file = cmd->add_option("--tokenizer", options->tokenizer, "a tokenizer.json or tokenizer.model file");
   model->excludes(file);
-  cmd->add_option("--kind", options->kind, "which tokenizer file: auto (tokenizer.json first), json or model")
+  cmd->add_option("--kind,--tokenizer-kind", options->kind, "which tokenizer file: auto (tokenizer.json first), json or model")
       ->capture_default_str();
   cmd->add_flag("--no-bos", options->no_bos, "leave BOS out even where the tokenizer adds it");
   cmd->add_flag("--decode", options->decode, "read whitespace-separated ids on stdin and print their text");

@@ -34,6 +34,8 @@ std::string pair_key(int64_t kernel, prune::Group group) {
 }
 
 nlohmann::json read_trace(const std::string& path) {
+  std::error_code ec;
+  require(std::filesystem::exists(path, ec), path, "nothing to resume (no trace from an earlier search with this --out)");
   std::ifstream in(path);
   require(static_cast<bool>(in), path, "cannot read the search trace to resume from");
   try {

@@ -593,6 +593,9 @@ TEST(SearchCli, OutputIsCheckedFirstAndResumeContinuesOnlyTheSameSearch) {
   EXPECT_EQ(nowhere.exit_code, 2);
   EXPECT_NE(nowhere.err.find("does not exist"), std::string::npos) << nowhere.err;
 
+  const auto early = with({"--out", dir.file("found.json"), "--resume"});  // no search ran yet
+  EXPECT_EQ(early.exit_code, 2);
+  EXPECT_NE(early.err.find("nothing to resume"), std::string::npos) << early.err;
   const auto first = with({"--out", dir.file("found.json")});
   ASSERT_EQ(first.exit_code, 0) << first.err;
   const auto found = nlohmann::json::parse(test::read_file(dir.file("found.json")));

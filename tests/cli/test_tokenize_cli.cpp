@@ -66,6 +66,9 @@ TEST(TokenizeCli, TokenizerFilesAndKinds) {
   EXPECT_EQ(model.out, "29871 243 162 169 156\n");  // LLaMA-2's "▁" has another id
   EXPECT_EQ(run_crepe({"tokenize", "--model", both.path(), "--kind", "json", "--no-bos"}, "\xF0\x9F\xA6\x99").out,
             json.out);
+  // The name prune and eval give the option works here too.
+  EXPECT_EQ(run_crepe({"tokenize", "--model", both.path(), "--tokenizer-kind", "model", "--no-bos"}, "\xF0\x9F\xA6\x99").out,
+            model.out);
 
   const auto missing = run_crepe({"tokenize", "--model", llama3_dir(), "--kind", "model"}, "x");
   EXPECT_EQ(missing.exit_code, 2);
