@@ -34,7 +34,7 @@ BlockRunner::BlockRunner(const io::Checkpoint& checkpoint, RunnerOptions options
 int64_t BlockRunner::batch_size(int64_t seqlen) const {
   if (options_.batch_size > 0) return options_.batch_size;
   const auto& c = checkpoint_.config();
-  const int64_t element = 4;  // scores and softmax are float32 whatever the compute dtype
+  const int64_t element = 4;  // float32 sizes: an over-estimate for 16-bit compute (only the softmax is float32 there)
   const int64_t per_sequence =
       element * (c.num_heads * seqlen * seqlen * 2 + seqlen * (3 * c.intermediate_size + 6 * c.hidden_size));
   return std::max<int64_t>(1, kBatchBudgetBytes / std::max<int64_t>(1, per_sequence));

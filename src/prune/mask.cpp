@@ -274,7 +274,7 @@ at::Tensor prune_lowest_per_row(const at::Tensor& scores, int64_t per_row, MaskK
 
 int64_t n_of_m_pruned_per_row(int64_t in, int64_t n, int64_t m) {
   const int64_t tail = in % m;
-  return (in / m) * n + (n * tail) / m;
+  return (in / m) * n + n_of_m_tail_pruned(tail, n, m);
 }
 
 bool is_n_of_m_sparse(const at::Tensor& weight, int64_t n, int64_t m) {
@@ -283,7 +283,7 @@ bool is_n_of_m_sparse(const at::Tensor& weight, int64_t n, int64_t m) {
   const int64_t full = (cols / m) * m, tail = cols - full;
   const at::Tensor zero = weight == 0;
   if (full > 0 && !(zero.narrow(1, 0, full).reshape({rows, full / m, m}).sum(-1) >= n).all().item<bool>()) return false;
-  return tail == 0 || (zero.narrow(1, full, tail).sum(1) >= n * tail / m).all().item<bool>();
+  return tail == 0 || (zero.narrow(1, full, tail).sum(1) >= n_of_m_tail_pruned(tail, n, m)).all().item<bool>();
 }
 
 at::Tensor prune_n_of_m(const at::Tensor& scores, int64_t n, int64_t m, MaskKernel kernel) {
@@ -295,7 +295,7 @@ at::Tensor prune_n_of_m(const at::Tensor& scores, int64_t n, int64_t m, MaskKern
     const at::Tensor groups = scores.narrow(1, 0, full).reshape({rows * (full / m), m});
     parts.push_back(prune_lowest_rows(groups, n, kernel).view({rows, full}));
   }
-  if (tail > 0) parts.push_back(prune_lowest_rows(scores.narrow(1, full, tail).contiguous(), (n * tail) / m, kernel));
+  if (tail > 0) parts.push_back(prune_lowest_rows(scores.narrow(1, full, tail).contiguous(), n_of_m_tail_pruned(tail, n, m), kernel));
   return parts.size() == 1 ? parts[0] : at::cat(parts, 1);
 }
 

@@ -97,7 +97,7 @@ at::Tensor box_sum(const at::Tensor& x, int64_t kernel_size) {
 at::Tensor magnitude_score(const at::Tensor& weight) { return weight.to(at::kFloat).abs(); }
 
 at::Tensor wanda_score(const at::Tensor& weight, const at::Tensor& act_norm) {
-  return magnitude_score(weight) * act_norm.to(at::kFloat).view({1, -1});
+  return magnitude_score(weight) * act_norm.to(weight.device(), at::kFloat).view({1, -1});
 }
 
 at::Tensor ri_score(const at::Tensor& weight) {

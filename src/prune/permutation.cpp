@@ -66,7 +66,7 @@ double kept_score(const Matrix& s, const std::vector<int64_t>& perm, int64_t n, 
     std::vector<const float*> cols(static_cast<size_t>(m));
     for (int64_t run = begin; run < end; ++run) {
       const int64_t len = run < groups ? m : tail;
-      const int64_t keep = run < groups ? m - n : tail - (n * tail) / m;
+      const int64_t keep = run < groups ? m - n : tail - n_of_m_tail_pruned(tail, n, m);
       if (keep <= 0) continue;
       for (int64_t q = 0; q < len; ++q) cols[q] = s.column(perm[run * m + q]);
       double total = 0.0;

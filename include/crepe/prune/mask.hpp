@@ -54,6 +54,9 @@ at::Tensor prune_lowest_per_row(const at::Tensor& scores, int64_t per_row,      
                                 MaskKernel kernel = MaskKernel::Auto);
 at::Tensor prune_n_of_m(const at::Tensor& scores, int64_t n, int64_t m,             // N:M with tail rule
                         MaskKernel kernel = MaskKernel::Auto);
+// The tail rule, in one place: a last run of `tail` < m columns prunes floor(n * tail / m) of them
+// per row (the same proportion rounded down; a tail of one column stays dense).
+inline int64_t n_of_m_tail_pruned(int64_t tail, int64_t n, int64_t m) { return (n * tail) / m; }
 // Number of weights prune_n_of_m removes from a row of `in` columns.
 int64_t n_of_m_pruned_per_row(int64_t in, int64_t n, int64_t m);
 // Whether `weight` ([out, in], columns in the order its mask was chosen in) is N:M sparse as

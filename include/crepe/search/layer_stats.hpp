@@ -1,8 +1,8 @@
 #pragma once
 // Statistics for the search, gathered once: for the blocks in use, every linear input's ||X_j||^2
 // (and, for the recon proxy only, its Gram matrix X^T X) from one dense calibration pass, and the
-// hidden states entering each block for the first few calibration sequences (the network proxies'
-// subsample). Cached in a
+// hidden states entering each block for the network proxies' subsample (the first few calibration
+// sequences, or held-out windows of --proxy-data). Cached in a
 // safetensors file whose metadata records what produced it; a cache is reused only when that
 // record matches the current request exactly (checked, not trusted).
 #include <ATen/core/Tensor.h>
