@@ -86,7 +86,7 @@ def main(out):
         md += ["## %s" % model, "",
                "Dense perplexity %s over %s windows of 256 tokens." % (fmt(dense.get("perplexity")), dense.get("eval_windows")),
                "", baseline_table(model, runs), ""]
-        comp = extra_table(runs, {"permute", "permute+dsnot", "owl", "alpha", "dlp", "dsnot", "reconstruct"})
+        comp = extra_table(runs, {"permute", "permute+dsnot", "owl", "alpha", "dlp", "dsnot", "dsnot-all", "reconstruct"})
         if comp.count("\n") > 1:
             md += ["Composition:", "", comp, ""]
         self_cal = extra_table(runs, {"self-calibrated"})
