@@ -84,20 +84,15 @@ void require_within_stored_range(const at::Tensor& written, const std::string& n
                             (updated ? " (try more calibration samples, or prune without the update)" : ""));
 }
 
-// The weight a linear layer is pruned from: the loaded one when the compute dtype holds the stored
-// values exactly (float32 holds bf16 and fp16), else the stored tensor itself, moved to the device.
-// A bf16 forward pass on an fp16 or fp32 checkpoint must round neither the scores' inputs nor the
-// weights that are kept and written.
-at::Tensor stored_weight(const io::Checkpoint& checkpoint, const std::string& name, c10::ScalarType stored,
-                         const at::Tensor& loaded) {
-  if (holds_exactly(loaded.scalar_type(), stored)) return loaded;
-  return checkpoint.tensors().load(name).to(loaded.device());
-}
-
-// Block b's linear weight as stored (stored_weight), for what is computed from weights alone.
+// Block b's linear weight as it is pruned (and as allocations read it): the loaded one when the
+// compute dtype holds the stored values exactly (float32 holds bf16 and fp16), else the stored
+// tensor itself, moved to the device. A bf16 forward pass on an fp16 or fp32 checkpoint must round
+// neither the scores' inputs nor the weights that are kept and written.
 at::Tensor stored_linear(const io::Checkpoint& checkpoint, int64_t b, model::Linear linear, const model::BlockWeights& weights) {
   const std::string name = io::Checkpoint::linear_weight_name(b, linear);
-  return stored_weight(checkpoint, name, io::to_scalar_type(checkpoint.tensors().info(name).dtype), weights[linear].weight);
+  const at::Tensor& loaded = weights[linear].weight;
+  if (holds_exactly(loaded.scalar_type(), io::to_scalar_type(checkpoint.tensors().info(name).dtype))) return loaded;
+  return checkpoint.tensors().load(name).to(loaded.device());
 }
 
 // Wanda scores |W| * ||X|| of each linear layer of block b, from its dense statistics.
@@ -188,8 +183,8 @@ at::Tensor prune_linear(const at::Tensor& weight, const InputStats& stats, const
     options.n = spec.pattern.n;
     options.m = spec.pattern.m;
     // DSnoT's unstructured loop prunes in Wanda's order whatever made the mask; N:M in the mask's.
-    const at::Tensor prune_order =
-        spec.pattern.structured() ? scores : score(Metric::Wanda, weight, stats.norm(), config.crepe);
+    const bool own_order = spec.pattern.structured() || config.metric == Metric::Wanda;
+    const at::Tensor prune_order = own_order ? scores : score(Metric::Wanda, weight, stats.norm(), config.crepe);
     mask = dsnot_reprune(in_order(weight.to(at::kFloat)), mask, in_order(prune_order), in_order(stats.sequence_sum()),
                          in_order(stats.sequence_variance()), options);
   }
@@ -260,7 +255,7 @@ std::vector<LayerOutcome> prune_block(const io::Checkpoint& checkpoint, const en
     at::Tensor mask;
     PermutationReport permutation;
     const auto stored = io::to_scalar_type(checkpoint.tensors().info(name).dtype);
-    const at::Tensor source = stored_weight(checkpoint, name, stored, weight);
+    const at::Tensor source = stored_linear(checkpoint, b, linear, weights);
     require_finite_weight(source, checkpoint.dir(), name);
     const at::Tensor pruned = prune_linear(source, stats[static_cast<int>(model::input_of(linear))],
                                            dsnot_reprunes(config, linear) ? config : without_reprune(config), &mask,
