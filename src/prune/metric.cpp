@@ -129,14 +129,34 @@ ScoreTerms score_terms(const at::Tensor& weight, const at::Tensor& act_norm, con
   return t;
 }
 
-// Device-agnostic path: whole-tensor ops, window sums by float64 running sums (box_sum).
-at::Tensor crepe_score_tensor_ops(const ScoreTerms& t, const CrepeParams& p) {
-  at::Tensor relative = t.A * (t.row_term.view({-1, 1}) + t.col_term.view({1, -1}));
-  if (p.gamma != 0.0) {
-    const at::Tensor window = box_sum(t.A, p.kernel_size);
-    relative.add_((p.gamma * safe_ratio(t.A.to(at::kDouble), window)).to(at::kFloat));
+// The neighbourhood term gamma * A / window for rows [first, last): the window sums come from a
+// slab of A widened by the window's half height on each side (clipped at the matrix border), so
+// each row sees exactly the rows its window covers.
+at::Tensor neighbourhood_term(const at::Tensor& A, int64_t first, int64_t last, const CrepeParams& p) {
+  const int64_t half = p.kernel_size / 2;
+  const int64_t slab_first = std::max<int64_t>(0, first - half);
+  const int64_t slab_last = std::min(A.size(0), last + half);
+  const at::Tensor window =
+      box_sum(A.slice(0, slab_first, slab_last), p.kernel_size).slice(0, first - slab_first, last - slab_first);
+  return (p.gamma * safe_ratio(A.slice(0, first, last).to(at::kDouble), window)).to(at::kFloat);
+}
+
+// Device-agnostic path: whole-tensor ops, window sums by float64 running sums (box_sum), a slab
+// of rows at a time so that the float64 temporaries (about fifty bytes per weight, measured) stay
+// near kScoreSlabElements weights, ~0.2 GB: a 70B down_proj (8192 x 28672) would otherwise need
+// ~12 GB of them on the GPU.
+at::Tensor crepe_score_tensor_ops(const ScoreTerms& t, const CrepeParams& p, int64_t rows_per_slab) {
+  const int64_t rows = t.A.size(0), cols = t.A.size(1);
+  if (rows_per_slab <= 0) rows_per_slab = std::max<int64_t>(1, kScoreSlabElements / std::max<int64_t>(1, cols));
+  at::Tensor out = at::empty_like(t.A);
+  for (int64_t first = 0; first < rows; first += rows_per_slab) {
+    const int64_t last = std::min(rows, first + rows_per_slab);
+    const at::Tensor A = t.A.slice(0, first, last);
+    at::Tensor relative = A * (t.row_term.slice(0, first, last).view({-1, 1}) + t.col_term.view({1, -1}));
+    if (p.gamma != 0.0) relative.add_(neighbourhood_term(t.A, first, last, p));
+    out.slice(0, first, last).copy_(relative.mul_(t.act.view({1, -1})));
   }
-  return relative.mul_(t.act.view({1, -1}));
+  return out;
 }
 
 // CPU path: one fused pass. Each row keeps the column sums of its k-row window (float64, slid from
@@ -196,11 +216,12 @@ at::Tensor crepe_score_fused_cpu(const ScoreTerms& t, const CrepeParams& p) {
 
 }  // namespace
 
-at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& p, ScoreKernel kernel) {
+at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& p, ScoreKernel kernel,
+                       int64_t rows_per_slab) {
   const ScoreTerms terms = score_terms(weight, act_norm, p);
   const bool fused = kernel == ScoreKernel::Fused || (kernel == ScoreKernel::Auto && terms.A.device().is_cpu());
   TORCH_CHECK(!fused || terms.A.device().is_cpu(), "the fused CRePE kernel runs on the CPU only");
-  return fused ? crepe_score_fused_cpu(terms, p) : crepe_score_tensor_ops(terms, p);
+  return fused ? crepe_score_fused_cpu(terms, p) : crepe_score_tensor_ops(terms, p, rows_per_slab);
 }
 
 at::Tensor ria_score(const at::Tensor& weight, const at::Tensor& act_norm, double act_power) {

@@ -111,6 +111,25 @@ TEST(Metric, FusedAndTensorOpKernelsAgreeOnLargerMatrices) {
   }
 }
 
+TEST(Metric, TensorOpScoresDoNotDependOnTheSlabHeight) {
+  // Slabs thinner than the window (1 row, k = 15) and ones that do not divide the row count: each
+  // row's window must still see every row it covers, and the matrix border must still clip it.
+  const Fixture f = random_layer(97, 61, 22);
+  at::Tensor W = f.W.clone();
+  W.narrow(0, 50, 2).zero_();
+  for (int64_t k : {1, 3, 15}) {
+    CrepeParams p;
+    p.kernel_size = k;
+    p.gamma = 0.6;
+    const at::Tensor fused = crepe_score(W, f.act_norm, p, ScoreKernel::Fused);
+    for (int64_t slab : {1, 4, 7, 96, 97, 500}) {
+      const at::Tensor ops = crepe_score(W, f.act_norm, p, ScoreKernel::TensorOps, slab);
+      EXPECT_TRUE(at::allclose(fused, ops, 1e-6, 1e-12))
+          << "k=" << k << " slab=" << slab << " max diff " << (fused - ops).abs().max().item<double>();
+    }
+  }
+}
+
 TEST(Metric, FusedScoresAreTheSameBitsWhateverTheThreadCount) {
   // The window sums restart at fixed row blocks, not at each thread's share of the rows.
   const Fixture f = random_layer(1000, 300, 21);

@@ -46,9 +46,13 @@ at::Tensor ri_score(const at::Tensor& weight);
 at::Tensor ria_score(const at::Tensor& weight, const at::Tensor& act_norm, double act_power = 0.5);
 // Auto: a fused single-pass kernel on the CPU, whole-tensor ops elsewhere (CUDA). Both compute the
 // same formula; they may differ in the last float32 bit, never in meaning (tests compare them).
+// The tensor-op path scores a slab of rows at a time (rows_per_slab; 0 = as many rows as make
+// about kScoreSlabElements weights), so its float64 window sums need a bounded amount of device
+// memory whatever the matrix. Slabs change no score's meaning, at most its last float32 bit.
 enum class ScoreKernel { Auto, Fused, TensorOps };
+inline constexpr int64_t kScoreSlabElements = int64_t{1} << 22;
 at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& params,
-                       ScoreKernel kernel = ScoreKernel::Auto);
+                       ScoreKernel kernel = ScoreKernel::Auto, int64_t rows_per_slab = 0);
 
 // Sum of x over the k x k window centred on each cell, clipped at the border. O(rows * cols)
 // whatever k: separable running sums in float64, so large matrices lose no precision.
