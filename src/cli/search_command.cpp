@@ -293,7 +293,7 @@ Action add_search_command(CLI::App& app) {
   cmd->add_flag("--maximize", o->maximize, "the same as --direction maximize");
   cmd->add_option("--objective", o->objective, "proxy (PHO) or ppl (hill climbing on real perplexity)")
       ->check(CLI::IsMember({"proxy", "ppl"}))->capture_default_str();
-  cmd->add_option("--budget", o->budget, "evaluations at most, in whole CMA-ES generations of 7 per (kernel, group) pair (0, the default: 168 for block_out and kl, 448 for the other proxies, 40 for --objective ppl)")
+  cmd->add_option("--budget", o->budget, "evaluations at most, in whole CMA-ES generations of 7 per (kernel, group) pair, plus one for each anchor (plain RIA and crepe's defaults per group) (0, the default: 168 for block_out and kl, 448 for the other proxies, 40 for --objective ppl)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
   cmd->add_option("--proxy-samples", o->proxy_samples,
                   "sequences the network proxies (block_out, kl) run on; 0 keeps none")
@@ -428,7 +428,8 @@ Action add_search_command(CLI::App& app) {
                                       {"nsamples", o->nsamples}, {"seqlen", seqlen}}},
                      {"proxy_data", io::normalised_path(o->proxy_data)}, {"proxy_data_file", io::file_fingerprint(o->proxy_data)},
                      {"proxy_samples", o->proxy_samples},
-                     {"device", o->device.device}, {"dtype", o->device.dtype}};
+                     {"device", o->device.device}, {"dtype", o->device.dtype},
+                     {"pho_space", search::kPhoSpaceVersion}};  // a trace from another box would be misread
       std::string why;
       const bool usable = search::available(pho.proxy, inputs, &why);  // fills `why` before the message is built
       require(usable, "--proxy", std::string(search::proxy_name(pho.proxy)) + " " + why);
@@ -437,10 +438,10 @@ Action add_search_command(CLI::App& app) {
         result = search::pho_search(inputs, mask, pho);
       } catch (const Interrupted&) {
         if (trace_records(pho.trace_path, pho.request)) {
-          std::fprintf(stderr, "crepe: interrupted; the finished generations are in %s. Run the same command with --resume "
+          std::fprintf(stderr, "crepe: interrupted; the finished evaluations are in %s. Run the same command with --resume "
                                "to continue.\n", pho.trace_path.c_str());
         } else {
-          std::fprintf(stderr, "crepe: interrupted before the first generation finished; nothing was saved.\n");
+          std::fprintf(stderr, "crepe: interrupted before the anchors were evaluated; nothing was saved.\n");
         }
         return interrupt_exit_code();
       }
@@ -448,8 +449,8 @@ Action add_search_command(CLI::App& app) {
       out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", pho.maximize ? "maximize" : "minimize"},
                         {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
-                        {"seconds_to_best", result.seconds_to_best}, {"per_kernel_and_group", result.summary}, {"blocks", blocks},
-                        {"weights", search::weight_holding_name(holding)}};
+                        {"seconds_to_best", result.seconds_to_best}, {"anchors", result.anchors},
+                        {"per_kernel_and_group", result.summary}, {"blocks", blocks}, {"weights", search::weight_holding_name(holding)}};
     }
     // The calibration the configuration was found with, as crepe prune's own options: prune --config
     // calibrates the same way unless its command line says otherwise.

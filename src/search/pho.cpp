@@ -77,13 +77,13 @@ Candidate candidate_from(const std::vector<double>& x, int64_t kernel, prune::Gr
   // The floor of gamma's range switches the neighbourhood term off, so the box holds plain RIA: at
   // 7B widths a row's relative importances are ~1e-4, and gamma = 1e-4 would still move them.
   c.crepe.gamma = x[1] <= lower_bounds()[1] ? 0.0 : std::pow(10.0, x[1]);
-  c.crepe.act_power = x[2];
+  c.crepe.act_power = x[2] / kActPowerScale;
   c.group = group;
   return c;
 }
 
 std::vector<double> lower_bounds() { return {-3.0, -4.0, 0.0}; }
-std::vector<double> upper_bounds() { return {1.0, 1.0, 1.0}; }
+std::vector<double> upper_bounds() { return {1.0, 1.0, kActPowerScale}; }
 
 nlohmann::json candidate_json(const Candidate& c) {
   return {{"kernel-size", c.crepe.kernel_size}, {"alpha", c.crepe.alpha}, {"beta", c.crepe.beta},
@@ -225,10 +225,63 @@ int64_t generations_per_pair(int64_t budget, int64_t pairs) {
   return generations;
 }
 
+std::vector<Anchor> pho_anchors(const std::vector<int64_t>& kernels, const std::vector<prune::Group>& groups) {
+  std::vector<Anchor> anchors;
+  const prune::CrepeParams defaults = prune::crepe_defaults();
+  for (prune::Group group : groups) {
+    prune::CrepeParams ria = prune::ria_params();
+    ria.kernel_size = kernels.empty() ? ria.kernel_size : kernels.front();  // irrelevant while gamma = 0
+    anchors.push_back({std::string("ria ") + prune::group_name(group), {ria, group}});
+    if (std::find(kernels.begin(), kernels.end(), defaults.kernel_size) != kernels.end()) {
+      anchors.push_back({std::string("defaults ") + prune::group_name(group), {defaults, group}});
+    }
+  }
+  return anchors;
+}
+
+namespace {
+
+// Where a search stands across sessions: the trace's "_progress", read back on --resume.
+struct Progress {
+  int64_t evaluated = 0;
+  double best = kInfinity;  // signed: lower is better
+  int64_t evaluations_to_best = 0;
+  double seconds_to_best = 0;
+  double seconds_before = 0;  // spent by the sessions before this one
+
+  static Progress from(const nlohmann::json& trace) {
+    Progress p;
+    if (!trace.contains("_progress")) return p;
+    const nlohmann::json& done = trace["_progress"];
+    p.evaluated = done.value("evaluations", int64_t{0});
+    p.best = done.contains("best") ? done["best"].get<double>() : kInfinity;
+    p.evaluations_to_best = done.value("evaluations_to_best", int64_t{0});
+    p.seconds_to_best = done.value("seconds_to_best", 0.0);
+    p.seconds_before = done.value("seconds", 0.0);
+    return p;
+  }
+  nlohmann::json to_json(double seconds) const {
+    nlohmann::json j = {{"evaluations", evaluated}, {"evaluations_to_best", evaluations_to_best},
+                        {"seconds_to_best", seconds_to_best}, {"seconds", seconds}};
+    if (std::isfinite(best)) j["best"] = best;  // left out until finite: JSON would hold null
+    return j;
+  }
+};
+
+// Values in the trace: numbers, or "nan" and "inf" strings where JSON has no number.
+nlohmann::json value_json(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf")); }
+double value_from_json(const nlohmann::json& j) {
+  if (j.is_number()) return j.get<double>();
+  const std::string text = j.get<std::string>();
+  return text == "nan" ? std::numeric_limits<double>::quiet_NaN() : (text == "inf" ? kInfinity : -kInfinity);
+}
+
+}  // namespace
+
 SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options) {
   auto pair_options = [&options](int64_t evaluations) {
     CmaesOptions cma;
-    cma.x0 = {0.0, -1.0, 0.5};  // RIA's beta = 1 and a = 0.5, a small neighbourhood weight
+    cma.x0 = {0.0, -1.0, 0.5 * kActPowerScale};  // RIA's beta = 1 and a = 0.5, a small neighbourhood weight
     cma.sigma0 = 0.6;
     cma.lower = lower_bounds();
     cma.upper = upper_bounds();
@@ -240,7 +293,6 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   c10::InferenceMode inference;
   const auto start = Clock::now();
   SearchResult result;
-  result.best_value = std::numeric_limits<double>::infinity();
   const double sign = options.maximize ? -1.0 : 1.0;
   nlohmann::json trace = options.resume ? read_trace(options.trace_path) : nlohmann::json::object();
   if (options.resume) check_trace_request(trace, options.request, options.trace_path);
@@ -248,12 +300,39 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   const std::vector<prune::Group> groups = searched_groups(mask, options.groups);
   const int64_t pairs = std::max<int64_t>(1, static_cast<int64_t>(options.kernels.size() * groups.size()));
   const int64_t generations = generations_per_pair(options.budget, pairs);
-  // Evaluations so far and where the overall best was found, carried across resumes in the trace.
-  const nlohmann::json done = trace.contains("_progress") ? trace["_progress"] : nlohmann::json::object();
-  int64_t evaluated = done.value("evaluations", int64_t{0});
-  double running_best = done.contains("best") ? done["best"].get<double>() : kInfinity;
-  result.evaluations_to_best = done.value("evaluations_to_best", int64_t{0});
-  result.seconds_to_best = done.value("seconds_to_best", 0.0);  // as measured by the run that found it
+  Progress progress = Progress::from(trace);
+  auto elapsed = [&] { return progress.seconds_before + since(start); };
+  double best_value = kInfinity;  // signed, like the fitness CMA-ES minimizes
+  auto offer = [&](const Candidate& c, double signed_value) {  // the overall best so far, whoever found it
+    if (signed_value < best_value) best_value = signed_value, result.best = c;
+  };
+  auto evaluate = [&](const Candidate& c) {
+    stop_if_interrupted();  // the trace holds every finished generation: --resume continues there
+    const double value = proxy_values(inputs, c, mask, {options.proxy}).at(options.proxy);
+    result.trace.push_back({c, value});
+    ++progress.evaluated;
+    if (sign * value < progress.best) {
+      progress.best = sign * value;
+      progress.evaluations_to_best = progress.evaluated;
+      progress.seconds_to_best = elapsed();
+    }
+    if (options.on_evaluation) options.on_evaluation(progress.evaluated);
+    return value;
+  };
+  auto save = [&] {
+    trace["_progress"] = progress.to_json(elapsed());
+    write_trace(options.trace_path, trace);
+  };
+
+  for (const Anchor& anchor : pho_anchors(options.kernels, groups)) {
+    nlohmann::json& recorded = trace["_anchors"][anchor.name];
+    if (recorded.is_null()) recorded = value_json(evaluate(anchor.candidate));
+    const double value = value_from_json(recorded);
+    result.anchors[anchor.name] = recorded;
+    offer(anchor.candidate, sign * value);
+    ++result.evaluations;
+  }
+  save();
 
   for (int64_t kernel : options.kernels) {
     for (prune::Group group : groups) {
@@ -264,33 +343,15 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
       double pair_best = pair_found ? trace[key]["best"].get<double>() : kInfinity;
       std::vector<double> pair_best_x = trace.contains(key) ? trace[key].value("best_x", std::vector<double>{}) : std::vector<double>{};
       while (es.stop() == CmaesStop::None) {
-        const auto points = es.ask();
         std::vector<double> fitness;
-        for (const auto& x : points) {
-          stop_if_interrupted();  // the trace holds every finished generation: --resume continues there
-          const Candidate c = candidate_from(x, kernel, group);
-          const double value = proxy_values(inputs, c, mask, {options.proxy}).at(options.proxy);
-          fitness.push_back(sign * value);
-          result.trace.push_back({c, value});
-          ++evaluated;
-          if (sign * value < running_best) {  // the overall best so far, whichever pair found it
-            running_best = sign * value;
-            result.evaluations_to_best = evaluated;
-            result.seconds_to_best = since(start);
-          }
-          if (sign * value < pair_best) {
-            pair_best = sign * value;
-            pair_best_x = x;
-          }
+        for (const auto& x : es.ask()) {
+          fitness.push_back(sign * evaluate(candidate_from(x, kernel, group)));
+          if (fitness.back() < pair_best) pair_best = fitness.back(), pair_best_x = x;
         }
         es.tell(fitness);
         trace[key] = {{"state", es.to_json()}, {"best_x", pair_best_x}};
-        // Left out until finite (every value NaN so far): JSON would hold null, unreadable as a number.
-        if (std::isfinite(pair_best)) trace[key]["best"] = pair_best;
-        trace["_progress"] = {{"evaluations", evaluated}, {"evaluations_to_best", result.evaluations_to_best},
-                              {"seconds_to_best", result.seconds_to_best}};
-        if (std::isfinite(running_best)) trace["_progress"]["best"] = running_best;
-        write_trace(options.trace_path, trace);
+        if (std::isfinite(pair_best)) trace[key]["best"] = pair_best;  // left out until finite
+        save();
         if (options.progress) {
           spdlog::info("pho {}: generation {}, best {} {:.6g}, sigma {:.3g}", key, es.generation(),
                        proxy_name(options.proxy), sign * pair_best, es.sigma());
@@ -299,14 +360,17 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
       result.evaluations += es.evaluations();
       result.summary[key] = {{"best", sign * pair_best}, {"evaluations", es.evaluations()},
                              {"stop", to_string(es.stop())}};
-      if (!pair_best_x.empty() && pair_best < result.best_value) {
-        result.best_value = pair_best;
-        result.best = candidate_from(pair_best_x, kernel, group);
-      }
+      if (!pair_best_x.empty()) offer(candidate_from(pair_best_x, kernel, group), pair_best);
     }
   }
-  result.best_value *= sign;
-  result.seconds = since(start);
+  require(std::isfinite(best_value), "--proxy",
+          std::string("every evaluation of ") + proxy_name(options.proxy) +
+              " gave NaN or an infinite value, so there is no configuration to choose (a network proxy may "
+              "overflow in fp16: try --dtype bf16 or fp32)");
+  result.best_value = sign * best_value;
+  result.evaluations_to_best = progress.evaluations_to_best;
+  result.seconds_to_best = progress.seconds_to_best;
+  result.seconds = elapsed();
   return result;
 }
 
@@ -328,7 +392,8 @@ std::vector<double> box_point(const Candidate& c) {
   auto log_coordinate = [&](double value, int d) {
     return value <= 0 ? lo[d] : std::clamp(std::log10(value / alpha), lo[d], hi[d]);
   };
-  return {log_coordinate(c.crepe.beta, 0), log_coordinate(c.crepe.gamma, 1), std::clamp(c.crepe.act_power, lo[2], hi[2])};
+  return {log_coordinate(c.crepe.beta, 0), log_coordinate(c.crepe.gamma, 1),
+          std::clamp(kActPowerScale * c.crepe.act_power, lo[2], hi[2])};
 }
 
 namespace {
@@ -419,7 +484,7 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
   result.evaluations_to_best = 1;
   result.seconds_to_best = since(t0);
   // Steps in the box: a factor of 2 on beta and gamma, 0.2 on a; halved when no neighbour improves.
-  std::vector<double> steps = {std::log10(2.0), std::log10(2.0), 0.2};
+  std::vector<double> steps = {std::log10(2.0), std::log10(2.0), 0.2 * kActPowerScale};
   while (result.evaluations < options.budget) {
     bool improved = false;
     for (const HillPoint& n : hill_neighbours(best, origin, steps, options)) {
@@ -449,7 +514,13 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
   return result;
 }
 
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
+double spearman(const std::vector<double>& a_in, const std::vector<double>& b_in) {
+  // NaN has no rank (and would break the sort's ordering): such pairs are left out.
+  std::vector<double> a, b;
+  for (size_t i = 0; i < std::min(a_in.size(), b_in.size()); ++i) {
+    if (!std::isnan(a_in[i]) && !std::isnan(b_in[i])) a.push_back(a_in[i]), b.push_back(b_in[i]);
+  }
+  if (a.size() < 2) return 0.0;
   auto ranks = [](const std::vector<double>& v) {
     std::vector<size_t> order(v.size());
     std::iota(order.begin(), order.end(), 0);

@@ -497,7 +497,11 @@ TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
   const auto found = nlohmann::json::parse(test::read_file(dir.file("found.json")));
   EXPECT_EQ(found.at("method"), "crepe");
   EXPECT_TRUE(found.at("kernel-size") == 1 || found.at("kernel-size") == 3);
-  EXPECT_EQ(found.at("_search").at("evaluations").get<int64_t>(), 14);  // --budget 16 over 2 pairs: one generation each
+  // The anchors (RIA and crepe's defaults, k = 3 being searched), then --budget 16 over 2 pairs:
+  // one generation each.
+  EXPECT_EQ(found.at("_search").at("evaluations").get<int64_t>(), 2 + 14);
+  EXPECT_TRUE(found.at("_search").at("anchors").at("ria layer").is_number());
+  EXPECT_TRUE(found.at("_search").at("anchors").at("defaults layer").is_number());
   EXPECT_EQ(found.at("_search").at("proxy"), "kl");  // auto, with every block in use
   EXPECT_EQ(found.at("_search").at("weights"), "resident");  // auto: a tiny model fits
   EXPECT_TRUE(std::filesystem::exists(dir.file("stats.safetensors")));

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <string>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/interrupt.hpp"
 #include "crepe/search/layer_stats.hpp"
 #include "crepe/search/pho.hpp"
 #include "crepe/search/proxy.hpp"
@@ -54,10 +56,15 @@ TEST(Pho, SpearmanKnownValues) {
   EXPECT_NEAR(spearman({1, 2, 3, 4}, {4, 3, 2, 1}), -1.0, 1e-12);
   // d = (0, 0, 1, -1): rho = 1 - 6 * 2 / (4 * 15) = 0.8
   EXPECT_NEAR(spearman({1, 2, 3, 4}, {1, 2, 4, 3}), 0.8, 1e-12);
+  // A NaN (a collapsed model's perplexity) has no rank: its pair is left out.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_NEAR(spearman({1, 2, nan, 3, 4}, {1, 2, 0, 4, 3}), 0.8, 1e-12);
+  EXPECT_NEAR(spearman({1, 2, 3, 4, 5}, {4, 3, 2, 1, nan}), -1.0, 1e-12);
+  EXPECT_EQ(spearman({nan, 1}, {1, 2}), 0.0);
 }
 
 TEST(Pho, CandidatesMapTheBoxToCrepeParameters) {
-  const Candidate c = candidate_from({0.0, -1.0, 0.5}, 5, prune::Group::Row);
+  const Candidate c = candidate_from({0.0, -1.0, 2.0}, 5, prune::Group::Row);
   EXPECT_EQ(c.crepe.kernel_size, 5);
   EXPECT_DOUBLE_EQ(c.crepe.alpha, 1.0);
   EXPECT_DOUBLE_EQ(c.crepe.beta, 1.0);
@@ -67,8 +74,8 @@ TEST(Pho, CandidatesMapTheBoxToCrepeParameters) {
   EXPECT_NO_THROW(prune::validate(candidate_from(lower_bounds(), 1, prune::Group::Layer).crepe));
   EXPECT_NO_THROW(prune::validate(candidate_from(upper_bounds(), 7, prune::Group::Layer).crepe));
   // gamma's floor is gamma = 0, so plain RIA is a point of the box; just above it, 10^x as elsewhere.
-  EXPECT_EQ(candidate_from({0.0, lower_bounds()[1], 0.5}, 3, prune::Group::Layer).crepe.gamma, 0.0);
-  EXPECT_NEAR(candidate_from({0.0, lower_bounds()[1] + 0.5, 0.5}, 3, prune::Group::Layer).crepe.gamma,
+  EXPECT_EQ(candidate_from({0.0, lower_bounds()[1], 2.0}, 3, prune::Group::Layer).crepe.gamma, 0.0);
+  EXPECT_NEAR(candidate_from({0.0, lower_bounds()[1] + 0.5, 2.0}, 3, prune::Group::Layer).crepe.gamma,
               std::pow(10.0, lower_bounds()[1] + 0.5), 1e-18);
 }
 
@@ -79,7 +86,7 @@ TEST(Pho, GammasFloorIsPlainRia) {
   at::manual_seed(3);
   const at::Tensor W = at::randn({2048, 2048});
   const at::Tensor act = at::rand({2048}) + 0.1;
-  const Candidate floor = candidate_from({0.0, lower_bounds()[1], 0.5}, 1, prune::Group::Layer);
+  const Candidate floor = candidate_from({0.0, lower_bounds()[1], 2.0}, 1, prune::Group::Layer);
   const at::Tensor ria = prune::ria_score(W, act, 0.5);
   EXPECT_TRUE(at::allclose(prune::crepe_score(W, act, floor.crepe), ria, 1e-6, 0));
   prune::CrepeParams tiny = floor.crepe;
@@ -87,7 +94,7 @@ TEST(Pho, GammasFloorIsPlainRia) {
   EXPECT_FALSE(at::allclose(prune::crepe_score(W, act, tiny), ria, 1e-2, 0));
 }
 
-TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
+TEST(Pho, SearchBeatsItsAnchorsAndResumesFromItsTrace) {
   c10::InferenceMode guard;
   const io::Checkpoint ckpt = io::Checkpoint::open(test::shared_path("models/stories260k"));
   at::manual_seed(2);
@@ -110,9 +117,21 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   options.trace_path = dir.file("trace.json");
   const SearchResult result = pho_search(inputs, mask, options);
   auto recon_diag = [&](const Candidate& c) { return proxy_values(inputs, c, mask, {Proxy::ReconDiag}).at(Proxy::ReconDiag); };
-  const double start = recon_diag(candidate_from({0.0, -1.0, 0.5}, 3, prune::Group::Layer));
-  EXPECT_LE(result.best_value, start);
-  EXPECT_EQ(result.evaluations, 28);  // 15 each for 2 pairs: 2 whole generations of 7 each, never more
+  // The anchors were judged first, and the result is no worse than either.
+  const std::vector<Anchor> anchors = pho_anchors(options.kernels, options.groups);
+  ASSERT_EQ(anchors.size(), 2u);
+  EXPECT_EQ(anchors[0].name, "ria layer");
+  EXPECT_EQ(anchors[0].candidate.crepe.gamma, 0.0);
+  EXPECT_EQ(anchors[1].name, "defaults layer");
+  EXPECT_DOUBLE_EQ(anchors[1].candidate.crepe.gamma, prune::crepe_defaults().gamma);
+  for (size_t i = 0; i < anchors.size(); ++i) {
+    const double value = recon_diag(anchors[i].candidate);
+    EXPECT_DOUBLE_EQ(result.anchors.at(anchors[i].name).get<double>(), value) << anchors[i].name;
+    EXPECT_DOUBLE_EQ(result.trace[i].value, value);
+    EXPECT_LE(result.best_value, value) << anchors[i].name;
+  }
+  EXPECT_EQ(result.evaluations, 2 + 28);  // the anchors, then 15 each for 2 pairs: 2 whole generations of 7 each
+  EXPECT_EQ(result.trace.size(), 30u);
   EXPECT_NEAR(recon_diag(result.best), result.best_value, 1e-12);
   ASSERT_GE(result.evaluations_to_best, 1);
   ASSERT_LE(result.evaluations_to_best, result.evaluations);
@@ -124,6 +143,30 @@ TEST(Pho, SearchBeatsTheStartingPointAndResumesFromItsTrace) {
   EXPECT_EQ(resumed.trace.size(), 0u);
   EXPECT_DOUBLE_EQ(resumed.best_value, result.best_value);
   EXPECT_EQ(resumed.evaluations_to_best, result.evaluations_to_best);  // carried in the trace
+  EXPECT_EQ(resumed.evaluations, result.evaluations);
+  EXPECT_DOUBLE_EQ(resumed.seconds_to_best, result.seconds_to_best);
+  // The earlier session's time counts (as saved with its last generation).
+  const double saved = nlohmann::json::parse(test::read_file(options.trace_path)).at("_progress").at("seconds").get<double>();
+  EXPECT_GT(saved, 0.5 * result.seconds);
+  EXPECT_GE(resumed.seconds, saved);
+
+  // Stopped in the middle of a generation of the second pair, then resumed: the same search as the
+  // uninterrupted one, which re-evaluates only the unfinished generation.
+  options.resume = false;
+  options.trace_path = dir.file("stopped.json");
+  options.on_evaluation = [](int64_t evaluations) {
+    if (evaluations == 2 + 14 + 3) throw Interrupted{};
+  };
+  EXPECT_THROW(pho_search(inputs, mask, options), Interrupted);
+  options.on_evaluation = nullptr;
+  options.resume = true;
+  const SearchResult continued = pho_search(inputs, mask, options);
+  EXPECT_EQ(continued.trace.size(), 14u);  // the second pair's two generations, the first one again
+  EXPECT_EQ(continued.evaluations, result.evaluations);
+  EXPECT_EQ(continued.best_value, result.best_value);
+  EXPECT_EQ(candidate_json(continued.best), candidate_json(result.best));
+  EXPECT_EQ(continued.evaluations_to_best, result.evaluations_to_best);
+  EXPECT_EQ(continued.summary, result.summary);
 }
 
 TEST(Pho, NofMSearchesOneComparisonGroup) {
@@ -152,7 +195,7 @@ TEST(Pho, NofMSearchesOneComparisonGroup) {
   ASSERT_EQ(result.summary.size(), 1u);
   EXPECT_TRUE(result.summary.contains("k=3 row"));
   EXPECT_EQ(result.best.group, prune::Group::Row);
-  EXPECT_EQ(result.evaluations, 14);  // the whole budget on the one pair, in whole generations
+  EXPECT_EQ(result.evaluations, 2 + 14);  // the anchors, then the whole budget on the one pair, in whole generations
   for (const TracePoint& p : result.trace) EXPECT_EQ(p.candidate.group, prune::Group::Row);
 }
 
@@ -223,7 +266,7 @@ TEST(Pho, GramMatricesAreCollectedOnlyWhenAskedAndACacheWithoutThemServesOnlyPro
   EXPECT_TRUE(available(Proxy::Recon, with));
   prune::MaskSpec mask;
   mask.sparsity = 0.5;
-  const Candidate c = candidate_from({0.0, -1.0, 0.5}, 3, prune::Group::Layer);
+  const Candidate c = candidate_from({0.0, -1.0, 2.0}, 3, prune::Group::Layer);
   const auto a = proxy_values(without, c, mask, {Proxy::Gini, Proxy::ReconDiag});
   const auto b = proxy_values(with, c, mask, {Proxy::Gini, Proxy::ReconDiag});
   EXPECT_DOUBLE_EQ(a.at(Proxy::Gini), b.at(Proxy::Gini));

@@ -3,10 +3,13 @@
 // climbing on real perplexity.
 //
 // Search space. The CRePE score is linear in (alpha, beta, gamma), so masks depend only on their
-// ratios: alpha is fixed at 1 and the search runs over x = (log10 beta, log10 gamma, a) in
-// [-3, 1] x [-4, 1] x [0, 1], where log10 gamma = -4, its floor, stands for gamma = 0: the box then
+// ratios: alpha is fixed at 1 and the search runs over x = (log10 beta, log10 gamma, 4a) in
+// [-3, 1] x [-4, 1] x [0, 4], where log10 gamma = -4, its floor, stands for gamma = 0: the box then
 // holds plain RIA (alpha = beta = 1, gamma = 0, a = 0.5) exactly, and CMA-ES, whose repair clips
-// samples onto the faces, reaches it. The kernel size k and the comparison group (layer or row) are
+// samples onto the faces, reaches it. The activation power a is stretched four times so that each
+// side of the box is several initial step sizes (sigma0 = 0.6) long: on [0, 1], 40% of the first
+// generation's samples were clipped onto a face of a, and clipped (shortened) steps made CMA-ES
+// shrink its step size as if it were converging. The kernel size k and the comparison group (layer or row) are
 // discrete; each (k, group) pair gets its own CMA-ES run with an equal share of the budget. We
 // search them separately rather than rounding a continuous encoding because CMA-ES adapts badly
 // on plateaus, and the pairs are few (4 kernels x 2 groups by default).
@@ -26,7 +29,12 @@
 
 namespace crepe::search {
 
-// x = (log10 beta, log10 gamma, a) <-> Candidate with alpha = 1 (gamma = 0 on gamma's floor).
+// x[2] = kActPowerScale * a (see above).
+inline constexpr double kActPowerScale = 4.0;
+// Part of a search's request (crepe search records it in the trace): a trace written for another
+// box is not resumed.
+inline constexpr int kPhoSpaceVersion = 2;
+// x = (log10 beta, log10 gamma, 4a) <-> Candidate with alpha = 1 (gamma = 0 on gamma's floor).
 Candidate candidate_from(const std::vector<double>& x, int64_t kernel, prune::Group group);
 // The inverse for any candidate: beta and gamma relative to alpha (masks depend on the ratios only),
 // each clipped to the box; gamma = 0 maps to gamma's floor.
@@ -46,8 +54,9 @@ struct SearchResult {
   double seconds = 0;
   int64_t evaluations_to_best = 0;  // the evaluation (1-based) that found `best`, and when
   double seconds_to_best = 0;
-  std::vector<TracePoint> trace;
+  std::vector<TracePoint> trace;  // this session's evaluations, in order (a resumed search's earlier ones are not here)
   nlohmann::json summary;  // per (k, group): best value, evaluations
+  nlohmann::json anchors;  // PHO's anchors' values by name (numbers, or "nan"/"inf")
 };
 
 // Proxy evaluations when --budget is not given: 448 for the statistics proxies (milliseconds each);
@@ -77,13 +86,17 @@ struct PhoOptions {
   bool maximize = false;  // the proxy's direction, as measured
   std::vector<int64_t> kernels = {1, 3, 5, 7};
   std::vector<prune::Group> groups = {prune::Group::Layer, prune::Group::Row};  // as searched_groups keeps them
-  int64_t budget = 448;  // proxy evaluations in all, at most: each (k, group) pair gets an equal share
-                         // in whole CMA-ES generations (InputError when that is not one generation)
+  int64_t budget = 448;  // CMA-ES evaluations in all, at most: each (k, group) pair gets an equal share
+                         // in whole generations (InputError when that is not one generation); the
+                         // anchors (pho_anchors) come on top
   uint64_t seed = 0;
   std::string trace_path;  // written after every generation; resumed from when `resume`
   bool resume = false;     // InputError unless the trace recorded the same `request`
   nlohmann::json request = nlohmann::json::object();  // what is searched, as the caller identifies it
   bool progress = true;
+  // Called after each evaluation with the count so far (all sessions); may throw Interrupted to
+  // stop the search, which then resumes from its last saved generation.
+  std::function<void(int64_t evaluations)> on_evaluation;
 };
 
 // Where the search keeps the model's linear weights between evaluations (`crepe search --weights`):
@@ -120,6 +133,20 @@ WeightHolding resolve_weight_holding(WeightHolding holding, const io::Checkpoint
 ProxyInputs proxy_inputs(const io::Checkpoint& checkpoint, const SearchStats& stats, const engine::RunnerOptions& options,
                          bool network = true, WeightHolding holding = WeightHolding::Auto);
 
+// Configurations PHO evaluates before its CMA-ES runs, one evaluation each, on top of --budget:
+// for each searched group, plain RIA ("ria layer", "ria row") and, when its kernel is searched,
+// `crepe prune`'s defaults ("defaults layer", ...). They compete for the result, so PHO never returns
+// a configuration its own proxy rates worse than either: CMA-ES samples around its start but never
+// evaluates it, and RIA lies on gamma's floor, five step sizes away.
+struct Anchor {
+  std::string name;
+  Candidate candidate;
+};
+std::vector<Anchor> pho_anchors(const std::vector<int64_t>& kernels, const std::vector<prune::Group>& groups);
+
+// The anchors, then one CMA-ES run per (k, group) pair; the trace is written after the anchors and
+// after every generation. `seconds` and `seconds_to_best` count every session of a resumed search.
+// InputError naming --proxy when no evaluation gave a finite value.
 SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options);
 
 // Real perplexity of a configuration: prunes the whole model sequentially on the calibration ids
@@ -147,6 +174,8 @@ SearchResult hill_climb(const std::function<double(const Candidate&)>& perplexit
 nlohmann::json candidate_json(const Candidate& candidate);
 // The inverse, for files candidate_json wrote; InputError naming `source` for a missing or invalid value.
 Candidate candidate_from_json(const nlohmann::json& j, const std::string& source);
+// Spearman's rank correlation (ties get average ranks); pairs with a NaN are left out, and fewer
+// than two pairs, or no spread, give 0.
 double spearman(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace crepe::search
