@@ -1,6 +1,6 @@
 #pragma once
 // Ctrl-C (SIGINT) and SIGTERM for long runs. The first signal only raises a flag that long loops
-// check at safe points (before each block of a pass, between search evaluations), so work stops
+// check at safe points (before each batch of a block pass, between search evaluations), so work stops
 // with consistent files and a message saying what was kept; a second one kills the process at once,
 // as the user evidently wants. A SIGINT that the process inherited as ignored (a background job of
 // a script) stays ignored, as POSIX asks of programs.
