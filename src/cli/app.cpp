@@ -10,7 +10,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <limits>
 #include <thread>
 #include <iostream>
@@ -23,6 +26,18 @@
 
 namespace crepe::cli {
 namespace {
+
+// Output that never reached stdout (a full disk, a file size limit, a closed descriptor) must not
+// end with exit code 0, as if the JSON or the token ids were complete.
+int with_output_checked(int code) {
+  errno = 0;
+  std::cout.flush();
+  const bool failed = std::fflush(stdout) != 0 || std::ferror(stdout) != 0 || std::cout.fail();
+  if (!failed || code != 0) return code;
+  std::fprintf(stderr, "crepe: error: standard output: the output could not be written completely%s%s\n",
+               errno != 0 ? ": " : "", errno != 0 ? std::strerror(errno) : "");
+  return 2;
+}
 
 // All logging goes to stderr: stdout carries results only (and exactly one JSON document with --json).
 void setup_logging(const std::string& level, bool quiet) {
@@ -129,8 +144,10 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr, no progress bars");
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  app.add_option("--threads", threads, "CPU threads for tensor work (default: all cores)")
-      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  // Bounded: OpenMP allocates per-thread state up front (2^31 threads asked it for 480 GB), and
+  // far more threads than cores only slow the work down.
+  app.add_option("--threads", threads, "CPU threads for tensor work, 1 to 1024 (default: all cores)")
+      ->check(CLI::Range(1, 1024));
 
   Action inspect = add_inspect_command(app);
   Action eval = add_eval_command(app);
@@ -183,17 +200,21 @@ int run(int argc, char** argv) {
       // (inspect, tokenize) keep the default action and end at once.
       const std::string name = sub->get_name();
       if (name == "eval" || name == "prune" || name == "search") install_interrupt_handler();
-      if (sub->get_name() == "inspect") return inspect();
-      if (sub->get_name() == "eval") return eval();
-      if (sub->get_name() == "tokenize") return tokenize();
-      if (sub->get_name() == "prune") return prune();
-      if (sub->get_name() == "search") return search();
+      if (sub->get_name() == "inspect") return with_output_checked(inspect());
+      if (sub->get_name() == "eval") return with_output_checked(eval());
+      if (sub->get_name() == "tokenize") return with_output_checked(tokenize());
+      if (sub->get_name() == "prune") return with_output_checked(prune());
+      if (sub->get_name() == "search") return with_output_checked(search());
     }
     return 2;
   } catch (const Interrupted&) {
     std::fprintf(stderr, "crepe: interrupted\n");
     return interrupt_exit_code();
   } catch (const InputError& e) {
+    std::fprintf(stderr, "crepe: error: %s\n", e.what());
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // The system refused a path (a symlink loop, a permission): what() names the paths involved.
     std::fprintf(stderr, "crepe: error: %s\n", e.what());
     return 2;
   } catch (const c10::Error& e) {

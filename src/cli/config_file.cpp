@@ -11,6 +11,7 @@
 
 #include "crepe/cli/commands.hpp"
 #include "crepe/core/error.hpp"
+#include "crepe/core/files.hpp"
 
 namespace crepe::cli {
 namespace {
@@ -48,11 +49,10 @@ std::set<std::string> set_on_command_line(const CLI::App& command) {
 }  // namespace
 
 void apply_config_file(CLI::App& command, const std::string& path) {
-  std::ifstream in(path);
-  require(static_cast<bool>(in), path, "cannot open config file");
+  const std::string text = read_small_file(path);
   nlohmann::json config;
   try {
-    config = nlohmann::json::parse(in);
+    config = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw_input_error(path, std::string("invalid JSON: ") + e.what());
   }

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/files.hpp"
 
 namespace crepe::io {
 namespace {
@@ -16,10 +17,9 @@ namespace fs = std::filesystem;
 using model::Linear;
 
 nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  require(static_cast<bool>(in), path, "cannot open file");
+  const std::string text = read_small_file(path);
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw_input_error(path, std::string("invalid JSON: ") + e.what());
   }

@@ -63,6 +63,12 @@ bool path_is_inside(const std::string& candidate, const std::string& dir) {
 
 void check_output_directory(const std::string& out_dir, const std::vector<std::string>& inputs, bool force) {
   require(!out_dir.empty(), "--out", "must name an output directory");
+  // A symlink that leads nowhere (dangling, or a loop) would only fail at the final rename, after
+  // all the work.
+  std::error_code link_ec, target_ec;
+  const bool is_link = fs::is_symlink(fs::symlink_status(out_dir, link_ec));
+  require(!is_link || fs::exists(fs::status(out_dir, target_ec)), out_dir,
+          "is a symbolic link that leads nowhere (dangling, or a loop); remove it or choose another output");
   const fs::path out = resolved(out_dir);
   require(out.has_parent_path() && out != out.root_path(), out_dir, "cannot be the root directory");
   check_not_an_input(out_dir, inputs, /*may_contain=*/false);

@@ -159,7 +159,8 @@ PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool 
   } catch (const nlohmann::json::exception& e) {
     throw_input_error(manifest_path.string(), std::string("corrupt manifest: ") + e.what());
   }
-  require(manifest_.contains("request") && manifest_.contains("blocks"), manifest_path.string(), "corrupt manifest");
+  require(manifest_.is_object() && manifest_.contains("request") && manifest_["blocks"].is_object(), manifest_path.string(),
+          "corrupt manifest (no request, or blocks not an object); run again with --force instead of --resume");
   require_same_request(manifest_["request"], request, dir_, "run again with --force instead of --resume",
                        {{"input", "the model's files changed since the interrupted run (config.json, or a shard's size, "
                                   "header or modification time)"}});
@@ -170,7 +171,7 @@ PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool 
     const std::string path = block_path(std::stoll(block));
     std::error_code ec;
     require(fs::is_regular_file(path, ec), path, "is missing; run again with --force instead of --resume");
-    require(record.contains("checksum") && record["checksum"] == hex(file_checksum(path)), path,
+    require(record.is_object() && record.contains("checksum") && record["checksum"] == hex(file_checksum(path)), path,
             "differs from the file the interrupted run saved (damaged?); run again with --force instead of --resume");
   }
 }

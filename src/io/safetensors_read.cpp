@@ -237,7 +237,9 @@ SafetensorsFile::~SafetensorsFile() {
 }
 
 void SafetensorsFile::map_file() {
-  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever, before fstat could
+  // refuse it; it changes nothing for a regular file.
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw_input_error(path_, "cannot open: " + system_error_text());
   FdCloser closer{fd};
   struct stat st {};

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <utility>
 
 #include "crepe/core/error.hpp"
 
@@ -132,6 +133,8 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   c.num_kv_heads = optional_positive_int(j, "num_key_value_heads", c.num_heads, source);
   c.vocab_size = positive_int(j, "vocab_size", source);
   c.max_position_embeddings = optional_positive_int(j, "max_position_embeddings", 2048, source);
+  require(c.max_position_embeddings >= 2, source,
+          "field 'max_position_embeddings' is 1: a window of one token has no next token to predict");
 
   const bool explicit_head_dim = j.contains("head_dim") && !j.at("head_dim").is_null();
   if (explicit_head_dim) {
@@ -162,7 +165,9 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
 
   // Mistral's sliding window; Qwen2 applies one only when use_sliding_window is set, and then only
   // from layer max_window_layers on (transformers' default 28) unless layer_types says otherwise.
-  const bool window_enabled = !qwen2 || optional_bool(j, "use_sliding_window", false, source);
+  // transformers' Llama has no sliding window and ignores the key, and so does crepe.
+  const bool mistral = c.architecture == "MistralForCausalLM";
+  const bool window_enabled = mistral || (qwen2 && optional_bool(j, "use_sliding_window", false, source));
   if (window_enabled) c.sliding_window = optional_positive_int(j, "sliding_window", 0, source);
   if (j.contains("layer_types") && !j.at("layer_types").is_null()) {
     const json& types = j.at("layer_types");
@@ -187,6 +192,11 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   if (j.contains("torch_dtype") && j.at("torch_dtype").is_string()) c.torch_dtype = j.at("torch_dtype").get<std::string>();
   c.bos_token_id = optional_token_id(j, "bos_token_id");
   c.eos_token_id = optional_token_id(j, "eos_token_id");
+  for (auto [field, id] : {std::pair{"bos_token_id", c.bos_token_id}, std::pair{"eos_token_id", c.eos_token_id}}) {
+    require(id < c.vocab_size, source,
+            std::string("field '") + field + "' is " + std::to_string(id) + ", outside the vocabulary (" +
+                std::to_string(c.vocab_size) + " tokens)");
+  }
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/files.hpp"
 #include "crepe/prune/permutation.hpp"
 
 namespace crepe::prune {
@@ -31,11 +32,10 @@ std::string permutation_file_text(const Pattern& pattern, const std::vector<std:
 }
 
 ChannelOrders read_permutation_file(const std::string& path) {
-  std::ifstream in(path);
-  require(static_cast<bool>(in), path, "cannot be read");
+  const std::string text = read_small_file(path);
   ChannelOrders result;
   try {
-    const nlohmann::json j = nlohmann::json::parse(in);
+    const nlohmann::json j = nlohmann::json::parse(text);
     require(j.value("format", std::string()) == kFormat, path, std::string("is not a crepe permutation file (format \"") + kFormat + "\")");
     result.pattern = parse_pattern(j.at("pattern").get<std::string>(), path);
     require(result.pattern.structured(), path, "names no N:M pattern");

@@ -15,6 +15,7 @@
 
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
+#include "crepe/core/files.hpp"
 #include "crepe/core/interrupt.hpp"
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/io/output_paths.hpp"
@@ -36,10 +37,9 @@ std::string pair_key(int64_t kernel, prune::Group group) {
 nlohmann::json read_trace(const std::string& path) {
   std::error_code ec;
   require(std::filesystem::exists(path, ec), path, "nothing to resume (no trace from an earlier search with this --out)");
-  std::ifstream in(path);
-  require(static_cast<bool>(in), path, "cannot read the search trace to resume from");
+  const std::string text = read_small_file(path);
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw_input_error(path, std::string("invalid search trace: ") + e.what());
   }
@@ -56,6 +56,52 @@ void check_trace_request(const nlohmann::json& trace, const nlohmann::json& requ
           "this trace does not record what it searched (an earlier crepe wrote it); run without --resume");
   io::require_same_request(trace["_request"], request, path, "run without --resume to start over",
                            {{"model", "the model's files changed since the interrupted search"}});
+}
+
+Cmaes restored_cmaes(const nlohmann::json& state, const std::string& path) {
+  try {
+    return Cmaes::from_json(state);
+  } catch (const InputError& e) {
+    throw_input_error(path, std::string("invalid search trace: ") + e.what() + "; run without --resume");
+  }
+}
+
+bool is_trace_value(const nlohmann::json& v) {
+  return v.is_number() || (v.is_string() && (v == "nan" || v == "inf" || v == "-inf"));
+}
+
+// A trace to resume from holds what this version writes: anything else (an edited or damaged file)
+// is refused here, naming the file, rather than misread into a configuration no search found.
+void check_trace_contents(const nlohmann::json& trace, const std::string& path) {
+  auto bad = [&](const std::string& what) { throw_input_error(path, "invalid search trace: " + what + "; run without --resume"); };
+  if (!trace.is_object()) bad("not a JSON object");
+  if (trace.contains("_progress")) {
+    const nlohmann::json& p = trace["_progress"];
+    if (!p.is_object()) bad("_progress is not an object");
+    for (const auto& [key, value] : p.items()) {
+      if (!value.is_number()) bad("_progress." + key + " is not a number");
+    }
+  }
+  if (trace.contains("_anchors")) {
+    if (!trace["_anchors"].is_object()) bad("_anchors is not an object");
+    for (const auto& [name, value] : trace["_anchors"].items()) {
+      if (!is_trace_value(value)) bad("the value of anchor '" + name + "' is not a number");
+    }
+  }
+  const std::vector<double> lo = lower_bounds(), hi = upper_bounds();
+  for (const auto& [key, pair] : trace.items()) {
+    if (key.rfind("k=", 0) != 0) continue;
+    if (!pair.is_object() || !pair.contains("state")) bad("'" + key + "' holds no CMA-ES state");
+    if (pair.contains("best") && !pair["best"].is_number()) bad("'" + key + "'.best is not a number");
+    const nlohmann::json& x = pair.value("best_x", nlohmann::json::array());
+    if (!x.is_array() || (!x.empty() && x.size() != lo.size())) bad("'" + key + "'.best_x is not a point of the search box");
+    for (size_t d = 0; d < x.size(); ++d) {
+      if (!x[d].is_number() || x[d].get<double>() < lo[d] || x[d].get<double>() > hi[d]) {
+        bad("'" + key + "'.best_x is not a point of the search box");
+      }
+    }
+    (void)restored_cmaes(pair["state"], path);  // all checked before the first evaluation
+  }
 }
 
 }  // namespace
@@ -295,7 +341,10 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   SearchResult result;
   const double sign = options.maximize ? -1.0 : 1.0;
   nlohmann::json trace = options.resume ? read_trace(options.trace_path) : nlohmann::json::object();
-  if (options.resume) check_trace_request(trace, options.request, options.trace_path);
+  if (options.resume) {
+    check_trace_contents(trace, options.trace_path);
+    check_trace_request(trace, options.request, options.trace_path);
+  }
   trace["_request"] = options.request;
   const std::vector<prune::Group> groups = searched_groups(mask, options.groups);
   const int64_t pairs = std::max<int64_t>(1, static_cast<int64_t>(options.kernels.size() * groups.size()));
@@ -338,7 +387,7 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
     for (prune::Group group : groups) {
       const std::string key = pair_key(kernel, group);
       const CmaesOptions cma = pair_options(generations * kPhoGeneration);
-      Cmaes es = trace.contains(key) ? Cmaes::from_json(trace[key]["state"]) : Cmaes(cma);
+      Cmaes es = trace.contains(key) ? restored_cmaes(trace[key]["state"], options.trace_path) : Cmaes(cma);
       const bool pair_found = trace.contains(key) && trace[key].contains("best") && trace[key]["best"].is_number();
       double pair_best = pair_found ? trace[key]["best"].get<double>() : kInfinity;
       std::vector<double> pair_best_x = trace.contains(key) ? trace[key].value("best_x", std::vector<double>{}) : std::vector<double>{};

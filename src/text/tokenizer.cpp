@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/files.hpp"
 #include "crepe/text/hf_tokenizer.hpp"
 
 namespace crepe::text {
@@ -27,10 +28,9 @@ std::vector<int32_t> Tokenizer::encode_with_specials(const std::string& text, bo
 namespace {
 
 json parse_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_input_error(path, "cannot be read");
+  const std::string text = read_small_file(path);
   try {
-    return json::parse(in);
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw_input_error(path, std::string("invalid JSON (") + e.what() + ")");
   }

@@ -10,7 +10,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -435,7 +439,56 @@ std::vector<BadCase> bad_cases() {
   cases.push_back({"Eval_NegativeMaxWindows", nullptr,
                    [](const Env& env) { return eval_args(env, {"--max-windows", "-2"}); }, literal("--max-windows"),
                    "-2"});
+  cases.push_back({"Eval_ThreadsBeyondTheLimit", nullptr,
+                   [](const Env& env) { return with({"--threads", "5000"}, eval_args(env)); }, literal("--threads"),
+                   "not in range"});
+
+  // Files that are not what they should be: a directory for a JSON file, a FIFO for the weights
+  // (whose open would wait for a writer forever).
+  add_for_both(cases, "ConfigJsonIsADirectory",
+               [](Env& env) {
+                 copy_model(env);
+                 fs::remove(env.model + "/config.json");
+                 fs::create_directory(env.model + "/config.json");
+               },
+               model_file("config.json"), "is a directory, not a file");
+  cases.push_back({"Inspect_WeightsAreAFifo",
+                   [](Env& env) {
+                     copy_model(env);
+                     fs::remove(weights(env));
+                     ASSERT_EQ(::mkfifo(weights(env).c_str(), 0600), 0);
+                   },
+                   [](const Env& env) { return std::vector<std::string>{"inspect", "--model", env.model}; },
+                   [](const Env& env) { return weights(env); }, "not a regular file"});
+  // config.json values that only show once used: a BOS id past the vocabulary (self-generated
+  // calibration starts from it) and a context of one token.
+  const int64_t vocab_size = nlohmann::json::parse(read_file(stories() + "/config.json")).at("vocab_size").get<int64_t>();
+  add_for_both(cases, "BosTokenOutsideTheVocabulary", edit_config("bos_token_id", vocab_size), model_file("config.json"),
+               "outside the vocabulary");
+  add_for_both(cases, "MaxPositionEmbeddingsOne", edit_config("max_position_embeddings", 1), model_file("config.json"),
+               "max_position_embeddings");
+  // An output that is a symlink to nowhere would fail only at the final rename, after all the work.
+  cases.push_back({"Prune_OutIsADanglingSymlink",
+                   [](Env& env) { fs::create_symlink(env.scratch->file("nowhere"), env.out); },
+                   [](const Env& env) { return prune_args(env); }, [](const Env& env) { return env.out; },
+                   "leads nowhere"});
   return cases;
+}
+
+// Output that could not be written (here a full device) is an error, not a result: exit code 2
+// and a line that says so, whatever the command printed before.
+TEST(BadOutput, StdoutThatCannotBeWrittenIsAnError) {
+  for (const char* command : {"inspect", "tokenize"}) {
+    test::TempDir dir;
+    const std::string err = dir.file("err.txt");
+    const std::string line = std::string("printf 'Once upon a time' | '") + CREPE_BINARY + "' " + command + " --" +
+                             (std::string(command) == "inspect" ? "model" : "tokenizer") + " '" + stories() +
+                             (std::string(command) == "inspect" ? "" : "/tokenizer.model") + "' > /dev/full 2> '" + err + "'";
+    const int status = std::system(line.c_str());
+    ASSERT_TRUE(WIFEXITED(status)) << line;
+    EXPECT_EQ(WEXITSTATUS(status), 2) << command << ": " << read_file(err);
+    EXPECT_NE(read_file(err).find("crepe: error: standard output"), std::string::npos) << read_file(err);
+  }
 }
 
 // ---- the check ------------------------------------------------------------------------------------

@@ -100,6 +100,28 @@ TEST(ModelConfig, MistralSlidingWindowAndLlamaAttentionBias) {
   EXPECT_TRUE(c.mlp_bias);
 }
 
+TEST(ModelConfig, LlamaIgnoresSlidingWindowAsTransformersDoes) {
+  json j = llama_json();
+  j["sliding_window"] = 4;
+  EXPECT_EQ(parse_model_config(j, "cfg.json").sliding_window, 0);
+  for (int64_t b : {0, 4}) EXPECT_EQ(parse_model_config(j, "cfg.json").attention_window(b), 0);
+}
+
+TEST(ModelConfig, SpecialTokenIdsLieInTheVocabularyAndContextsHoldTwoTokens) {
+  json j = llama_json();
+  j["bos_token_id"] = 512;  // vocab_size
+  EXPECT_NE(error_of(j).find("field 'bos_token_id' is 512, outside the vocabulary (512 tokens)"), std::string::npos) << error_of(j);
+  j["bos_token_id"] = 511;
+  j["eos_token_id"] = {99999};
+  EXPECT_NE(error_of(j).find("eos_token_id"), std::string::npos) << error_of(j);
+  j["eos_token_id"] = nullptr;  // unset: fine
+  EXPECT_EQ(error_of(j), "");
+  j["max_position_embeddings"] = 1;
+  EXPECT_NE(error_of(j).find("max_position_embeddings"), std::string::npos);
+  j["max_position_embeddings"] = 2;
+  EXPECT_EQ(error_of(j), "");
+}
+
 TEST(ModelConfig, RopeScalingTypes) {
   json j = llama_json();
   j["rope_scaling"] = json::parse(R"({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,

@@ -169,6 +169,36 @@ TEST(Pho, SearchBeatsItsAnchorsAndResumesFromItsTrace) {
   EXPECT_EQ(continued.summary, result.summary);
 }
 
+// An edited or damaged trace is refused, naming it, before anything is evaluated: a best point
+// outside the box or of the wrong length would otherwise become the written configuration.
+TEST(Pho, ResumeRefusesATraceItCouldNotHaveWritten) {
+  test::TempDir dir;
+  PhoOptions options;
+  options.resume = true;
+  options.progress = false;
+  options.trace_path = dir.file("trace.json");
+  const ProxyInputs nothing;  // never reached
+  const prune::MaskSpec mask;
+  const nlohmann::json pair = {{"state", nlohmann::json::object()}, {"best_x", {0.0, -1.0, 2.0}}, {"best", 0.5}};
+  for (const auto& [edit, phrase] : std::vector<std::pair<nlohmann::json, std::string>>{
+           {{{"k=3 layer", {{"state", nlohmann::json::object()}, {"best_x", {1.0}}}}}, "best_x"},
+           {{{"k=3 layer", {{"state", nlohmann::json::object()}, {"best_x", {100.0, 100.0, 100.0}}}}}, "best_x"},
+           {{{"k=3 layer", {{"state", nlohmann::json::object()}, {"best_x", {"a", "b", "c"}}}}}, "best_x"},
+           {{{"k=3 layer", {{"state", nlohmann::json::object()}, {"best", "x"}}}}, "best"},
+           {{{"k=3 layer", 7}}, "no CMA-ES state"},
+           {{{"_progress", "x"}}, "_progress"},
+           {{{"_progress", {{"evaluations", "many"}}}}, "_progress.evaluations"},
+           {{{"_anchors", {{"ria layer", true}}}}, "ria layer"},
+           {{{"k=3 layer", pair}}, "cmaes state"}}) {  // a well-formed pair whose state is not CMA-ES's
+    nlohmann::json trace = {{"_request", options.request}};
+    trace.update(edit);
+    test::write_file(options.trace_path, trace.dump());
+    const std::string message = test::input_error_of([&] { pho_search(nothing, mask, options); });
+    EXPECT_EQ(message.rfind(options.trace_path + ": invalid search trace", 0), 0u) << message;
+    EXPECT_NE(message.find(phrase), std::string::npos) << message;
+  }
+}
+
 TEST(Pho, NofMSearchesOneComparisonGroup) {
   // An N:M mask does not depend on the group: the whole budget goes to distinct configurations.
   prune::MaskSpec unstructured, two_four;

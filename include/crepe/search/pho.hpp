@@ -59,9 +59,10 @@ struct SearchResult {
   nlohmann::json anchors;  // PHO's anchors' values by name (numbers, or "nan"/"inf")
 };
 
-// Proxy evaluations when --budget is not given: 448 for the statistics proxies (milliseconds each);
-// 168 for block_out and kl, which run the network per evaluation: on stories260k at 60%, 80 and 168
-// kl evaluations found the same configuration (perplexity 60.89), 448 a slightly worse one (61.41).
+// CMA-ES evaluations when --budget is not given: 448 for the statistics proxies (milliseconds
+// each); 168 for block_out and kl, which run the network per evaluation: on stories260k at 60%, 80
+// and 168 kl evaluations found the same configuration, 448 a slightly worse one (measured before
+// the anchors and the 4a axis; 168 still found its best at the last generation, README).
 // Both are whole generations (7 evaluations) for the default 8 (kernel, group) pairs.
 int64_t default_budget(Proxy proxy);
 
