@@ -2,7 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <ctime>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -96,13 +99,16 @@ std::string checkpoint_fingerprint(const Checkpoint& checkpoint) {
 }
 
 std::string file_fingerprint(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return "";
-  const uint64_t size = fs::file_size(path, ec);
-  const auto modified = fs::last_write_time(path, ec).time_since_epoch().count();
-  if (ec) return "";
-  // Readable, so that a refused resume can say which of the two changed.
-  return "size " + std::to_string(size) + ", modified " + std::to_string(modified);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
+  // Readable, so that a refused resume can say which of the two changed: the modification time in
+  // UTC, to the nanosecond the file system keeps.
+  std::tm utc {};
+  char when[32] = {0};
+  if (::gmtime_r(&st.st_mtim.tv_sec, &utc) == nullptr || std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &utc) == 0) return "";
+  char nanoseconds[16];
+  std::snprintf(nanoseconds, sizeof nanoseconds, ".%09ld", static_cast<long>(st.st_mtim.tv_nsec));
+  return "size " + std::to_string(st.st_size) + ", modified " + when + nanoseconds + " UTC";
 }
 
 namespace {

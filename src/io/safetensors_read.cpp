@@ -412,6 +412,17 @@ void TensorStore::open_index(const std::string& index_path) {
             "maps tensor " + in_quotes(tensor) + " to shard " + in_quotes(shard) + ", which does not contain it");
     where_[tensor] = i;
   }
+  // A second copy in another shard contradicts the map: a loader that reads whole shards could take
+  // it, and a pruned checkpoint would carry it dense beside the pruned one.
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    for (const TensorInfo& info : shards_[i]->tensors()) {
+      const auto mapped = where_.find(info.name);
+      if (mapped == where_.end() || mapped->second == i) continue;  // unlisted, or where the map says
+      throw_input_error(index_path, "maps tensor " + in_quotes(info.name) + " to shard " +
+                                        in_quotes(shard_names_[mapped->second]) + ", but shard " +
+                                        in_quotes(shard_names_[i]) + " holds a copy too");
+    }
+  }
 }
 
 bool TensorStore::contains(const std::string& name) const { return where_.count(name) != 0; }

@@ -229,6 +229,17 @@ std::vector<BadCase> bad_cases() {
                model_file("model.safetensors.index.json"),
                "maps tensor 'model.layers.0.mlp.fused_proj.weight' to shard 'model.safetensors', which does not contain it");
 
+  add_for_both(cases, "TensorInTwoShards",
+               [](Env& env) {
+                 copy_model(env);
+                 shard_model(env, "a.safetensors");
+                 fs::copy_file(env.model + "/a.safetensors", env.model + "/b.safetensors");
+                 const std::string index_path = env.model + "/model.safetensors.index.json";
+                 auto index = nlohmann::json::parse(read_file(index_path));
+                 index["weight_map"]["model.norm.weight"] = "b.safetensors";
+                 write_file(index_path, index.dump(2));
+               },
+               model_file("model.safetensors.index.json"), "but shard 'a.safetensors' holds a copy too");
   add_for_both(cases, "IndexNamesShardOutsideTheModel",
                [](Env& env) {
                  copy_model(env);

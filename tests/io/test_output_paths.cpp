@@ -1,10 +1,13 @@
 // Output path checks: inputs are never written, moved or deleted; outputs are written whole or not at all.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
 #include "crepe/core/error.hpp"
 #include "crepe/io/output_paths.hpp"
+#include "crepe/io/partial_run.hpp"
 #include "test_support.hpp"
 
 namespace crepe::io {
@@ -83,6 +86,25 @@ TEST(OutputPaths, PartialRunDirectoryMustBeCrepesAndHoldNoInput) {
   EXPECT_NO_THROW(check_partial_directory(dir.file("out.partial"), {}));
   test::write_file(dir.file("out.partial/calib.txt"), "text");
   EXPECT_THROW(check_partial_directory(dir.file("out.partial"), {dir.file("out.partial/calib.txt")}), InputError);
+}
+
+}  // namespace
+}  // namespace crepe::io
+
+namespace crepe::io {
+namespace {
+
+// A data file's fingerprint says, readably, what a refused resume compares: size and modification
+// time in UTC to the nanosecond. Pipes have none.
+TEST(OutputPaths, FileFingerprintIsSizeAndUtcModificationTime) {
+  TempDir dir;
+  test::write_file(dir.file("data.txt"), "12345");
+  const struct timespec times[2] = {{0, UTIME_OMIT}, {1767323045, 123456789}};  // 2026-01-02 03:04:05.123456789 UTC
+  ASSERT_EQ(::utimensat(AT_FDCWD, dir.file("data.txt").c_str(), times, 0), 0);
+  EXPECT_EQ(file_fingerprint(dir.file("data.txt")), "size 5, modified 2026-01-02 03:04:05.123456789 UTC");
+  ASSERT_EQ(::mkfifo(dir.file("pipe").c_str(), 0600), 0);
+  EXPECT_EQ(file_fingerprint(dir.file("pipe")), "");
+  EXPECT_EQ(file_fingerprint(dir.file("missing")), "");
 }
 
 }  // namespace
