@@ -19,6 +19,7 @@
 #include "crepe/cli/shared_steps.hpp"
 #include "crepe/core/device.hpp"
 #include "crepe/core/error.hpp"
+#include "crepe/core/files.hpp"
 #include "crepe/core/parse.hpp"
 #include "crepe/core/interrupt.hpp"
 #include "crepe/core/rng.hpp"
@@ -208,11 +209,10 @@ std::vector<search::Candidate> random_candidates(const SearchOptions& o, const s
 // The configurations and perplexities of an earlier --correlate run, to measure other proxies (or
 // another subsample) against them without pruning and evaluating again.
 std::vector<std::pair<search::Candidate, double>> earlier_samples(const std::string& path, const std::string& target) {
-  std::ifstream in(path);
-  require(static_cast<bool>(in), path, "cannot read");
+  const std::string text = read_small_file(path);
   std::vector<std::pair<search::Candidate, double>> samples;
   try {
-    const nlohmann::json document = nlohmann::json::parse(in);  // named: a range-for over a temporary's member dangles
+    const nlohmann::json document = nlohmann::json::parse(text);  // named: a range-for over a temporary's member dangles
     for (const auto& s : document.at("samples")) {
       const search::Candidate c = search::candidate_from_json(s, path + ", sample " + std::to_string(samples.size()));
       samples.emplace_back(c, s.at("perplexity").get<double>());

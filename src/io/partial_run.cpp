@@ -9,10 +9,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/files.hpp"
 #include "crepe/io/output_paths.hpp"
 
 namespace crepe::io {
@@ -54,12 +54,6 @@ std::string hex(uint64_t value) {
   return text;
 }
 
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 std::string header_bytes(const fs::path& shard) {
   std::ifstream in(shard, std::ios::binary);
@@ -85,7 +79,7 @@ void remove_stale_temporaries(const std::string& out_dir) {
 
 std::string checkpoint_fingerprint(const Checkpoint& checkpoint) {
   uint64_t hash = 0xcbf29ce484222325ULL;
-  const std::string config = read_all(fs::path(checkpoint.dir()) / "config.json");
+  const std::string config = read_small_file((fs::path(checkpoint.dir()) / "config.json").string());
   hash = fnv1a(hash, config.data(), config.size());
   for (const std::string& shard : checkpoint.tensors().shard_files()) {
     const fs::path path = fs::path(checkpoint.dir()) / shard;
@@ -161,7 +155,7 @@ PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool 
   require(fs::exists(manifest_path), dir_, "nothing to resume (no manifest.json from an interrupted run)");
   remove_stale_temporaries(out_dir);
   try {
-    manifest_ = nlohmann::json::parse(read_all(manifest_path));
+    manifest_ = nlohmann::json::parse(read_small_file(manifest_path.string()));
   } catch (const nlohmann::json::exception& e) {
     throw_input_error(manifest_path.string(), std::string("corrupt manifest: ") + e.what());
   }
