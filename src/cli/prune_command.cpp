@@ -22,6 +22,7 @@
 #include "crepe/cli/config_file.hpp"
 #include "crepe/cli/shared_steps.hpp"
 #include "crepe/core/error.hpp"
+#include "crepe/core/parse.hpp"
 #include "crepe/engine/generate.hpp"
 #include "crepe/eval/perplexity.hpp"
 #include "crepe/core/interrupt.hpp"
@@ -109,7 +110,7 @@ prune::PruneConfig prune_config(const PruneOptions& o) {
   c.dsnot.threshold = o.dsnot_threshold;
   c.dsnot.skip = prune::parse_dsnot_skip(o.dsnot_skip);
   c.reconstruct = o.reconstruct;
-  require(o.sparsity >= 0 && o.sparsity < 1, "--sparsity", "must be in [0, 1), got " + std::to_string(o.sparsity));
+  require(o.sparsity >= 0 && o.sparsity < 1, "--sparsity", "must be in [0, 1), got " + number_text(o.sparsity));
   prune::validate(c);
   return c;
 }
@@ -430,6 +431,7 @@ Action add_prune_command(CLI::App& app) {
     engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
     const Placement placement = run.placement;
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
+    check_pattern_fits(o->pattern, ckpt);
     if (o->check_finite) ckpt.check_finite();
     // The output is checked before any long work, against every input; then the partial run, as
     // resuming clears what a killed run left behind (its temporary output directory).

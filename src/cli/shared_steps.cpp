@@ -30,6 +30,19 @@ void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sp
                       p.str(), p.n, p.m, implied));
 }
 
+void check_pattern_fits(const std::string& pattern, const io::Checkpoint& checkpoint) {
+  const prune::Pattern p = prune::parse_pattern(pattern);
+  if (!p.structured()) return;
+  const model::ModelConfig& c = checkpoint.config();
+  const std::pair<const char*, int64_t> inputs[] = {
+      {"q/k/v_proj, gate_proj and up_proj", c.hidden_size}, {"o_proj", c.q_size()}, {"down_proj", c.intermediate_size}};
+  for (const auto& [layers, width] : inputs) {
+    require(prune::n_of_m_pruned_per_row(width, p.n, p.m) > 0, "--pattern",
+            fmt::format("{} prunes nothing in {} of {}: their rows have {} inputs, too few for groups of {}; choose a smaller M",
+                        p.str(), layers, checkpoint.dir(), width, p.m));
+  }
+}
+
 void check_calibration_fits(int64_t nsamples, int64_t seqlen, const io::Checkpoint& checkpoint,
                             c10::ScalarType compute_dtype) {
   const std::optional<int64_t> available = available_host_memory();

@@ -1,10 +1,12 @@
 // `crepe tokenize`: text on stdin -> token ids on stdout, or (--decode) ids -> text.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <climits>
 #include <cstdio>
-#include <iostream>
-#include <iterator>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -25,10 +27,18 @@ struct TokenizeOptions {
   bool decode = false;
 };
 
+// All of standard input; one that cannot be read (a directory, a closed descriptor) is an error,
+// not an empty text that would still print a BOS id.
 std::string read_stdin() {
-  std::ostringstream buffer;
-  buffer << std::cin.rdbuf();
-  return buffer.str();
+  std::string text;
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_input_error("standard input", std::string("cannot be read: ") + std::strerror(errno));
+    if (n == 0) return text;
+    text.append(chunk, static_cast<size_t>(n));
+  }
 }
 
 void write_stdout(const std::string& text) {

@@ -1,6 +1,7 @@
 #include "crepe/core/parse.hpp"
 
 #include <cctype>
+#include <cstdio>
 #include <stdexcept>
 
 namespace crepe {
@@ -16,6 +17,12 @@ std::optional<int64_t> parse_integer(const std::string& text) {
   } catch (const std::out_of_range&) {
     return std::nullopt;
   }
+}
+
+std::string number_text(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.10g", value);
+  return text;
 }
 
 }  // namespace crepe

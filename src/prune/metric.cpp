@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/parse.hpp"
 
 namespace crepe::prune {
 namespace {
@@ -82,10 +83,10 @@ void validate(const CrepeParams& p) {
   require(p.kernel_size >= 1 && p.kernel_size % 2 == 1, "--kernel-size",
           "must be an odd positive integer, got " + std::to_string(p.kernel_size));
   for (const auto& [option, value] : {std::pair<const char*, double>{"--alpha", p.alpha}, {"--beta", p.beta}, {"--gamma", p.gamma}}) {
-    require(std::isfinite(value) && value >= 0, option, "must be a finite number >= 0, got " + std::to_string(value));
+    require(std::isfinite(value) && value >= 0, option, "must be a finite number >= 0, got " + number_text(value));
   }
   require(p.alpha + p.beta + p.gamma > 0, "--alpha/--beta/--gamma", "at least one coefficient must be positive");
-  require(p.act_power >= 0 && p.act_power <= 1, "--act-power", "must be in [0, 1], got " + std::to_string(p.act_power));
+  require(p.act_power >= 0 && p.act_power <= 1, "--act-power", "must be in [0, 1], got " + number_text(p.act_power));
 }
 
 at::Tensor box_sum(const at::Tensor& x, int64_t kernel_size) {

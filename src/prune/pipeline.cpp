@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/parse.hpp"
 
 namespace crepe::prune {
 namespace {
@@ -152,7 +153,7 @@ void validate(const PruneConfig& config) {
   require(config.crepe.act_power >= 0 && config.crepe.act_power <= 1, "--act-power", "must be in [0, 1]");
   if (!config.mask.pattern.structured()) {
     require(config.mask.sparsity >= 0 && config.mask.sparsity < 1, "--sparsity",
-            "must be in [0, 1), got " + std::to_string(config.mask.sparsity));
+            "must be in [0, 1), got " + number_text(config.mask.sparsity));
   }
 }
 

@@ -423,6 +423,10 @@ std::vector<BadCase> bad_cases() {
                "0.7 contradicts --pattern 2:4, which prunes exactly 2 of every 4 (0.5)");
   prune_option("OwlLambdaInfinite", {"--allocation", "owl", "--owl-lambda", "inf"}, "--owl-lambda", "must be a finite number");
   prune_option("PatternNAboveM", {"--pattern", "5:4"}, "--pattern", "needs 0 < N < M");
+  // stories260k's rows have 64 inputs: 1:1000 would prune none of them and report a 0% model.
+  prune_option("PatternWiderThanTheRows", {"--pattern", "1:1000"}, "--pattern",
+               "1:1000 prunes nothing in q/k/v_proj, gate_proj and up_proj");
+  prune_option("ActPowerHuge", {"--act-power", "1e300"}, "--act-power", "must be in [0, 1], got 1e+300");
   prune_option("EvenKernelSize", {"--kernel-size", "4"}, "--kernel-size", "must be an odd positive integer");
   prune_option("UnknownMethod", {"--method", "obs"}, "--method", "unknown method 'obs'");
   prune_option("UnknownAllocation", {"--allocation", "greedy"}, "--allocation", "unknown allocation 'greedy'");
@@ -500,6 +504,20 @@ TEST(BadOutput, StdoutThatCannotBeWrittenIsAnError) {
     EXPECT_EQ(WEXITSTATUS(status), 2) << command << ": " << read_file(err);
     EXPECT_NE(read_file(err).find("crepe: error: standard output"), std::string::npos) << read_file(err);
   }
+}
+
+// Standard input that cannot be read (here a directory) is an error, not an empty text: tokenize
+// would print a lone BOS id.
+TEST(BadInputStdin, ADirectoryOnStandardInputIsAnError) {
+  test::TempDir dir;
+  const std::string out = dir.file("out.txt"), err = dir.file("err.txt");
+  const std::string line = std::string("'") + CREPE_BINARY + "' tokenize --tokenizer '" + stories() + "/tokenizer.model' < '" +
+                           dir.path() + "' > '" + out + "' 2> '" + err + "'";
+  const int status = std::system(line.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << line;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << read_file(err);
+  EXPECT_EQ(read_file(err), "crepe: error: standard input: cannot be read: Is a directory\n");
+  EXPECT_EQ(read_file(out), "");
 }
 
 // ---- the check ------------------------------------------------------------------------------------

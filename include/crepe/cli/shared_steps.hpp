@@ -18,6 +18,10 @@ int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const
 // config file) and says otherwise is a contradiction, refused rather than silently ignored.
 void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sparsity_given);
 
+// An N:M pattern must prune something in every layer it is given: rows narrower than a group
+// (--pattern 1:1000 on 64 inputs) would keep every weight, a 0% layer that looks like a result.
+void check_pattern_fits(const std::string& pattern, const io::Checkpoint& checkpoint);
+
 // `nsamples` windows of `seqlen` tokens keep their token ids and one hidden state per token (in the
 // compute dtype) for the whole run: refused, naming --nsamples, when that is more than the memory
 // the system has available now (a failed allocation deep in LibTorch would be an internal error).
