@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 
@@ -46,30 +47,52 @@ std::set<std::string> set_on_command_line(const CLI::App& command) {
   return names;
 }
 
-}  // namespace
-
-void apply_config_file(CLI::App& command, const std::string& path) {
+// The file as a JSON object. nlohmann keeps the last of two equal keys; a file that sets an option
+// twice says two things, so its first repeated top-level key is an InputError instead.
+nlohmann::json parse_config(const std::string& path) {
   const std::string text = read_small_file(path);
+  std::set<std::string> top_level_keys;
+  std::string repeated;
+  const nlohmann::json::parser_callback_t watch = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (event == nlohmann::json::parse_event_t::key && depth == 1 && repeated.empty() &&
+        !top_level_keys.insert(parsed.get<std::string>()).second) {
+      repeated = parsed.get<std::string>();
+    }
+    return true;
+  };
   nlohmann::json config;
   try {
-    config = nlohmann::json::parse(text);
+    config = nlohmann::json::parse(text, watch);
   } catch (const nlohmann::json::exception& e) {
     throw_input_error(path, std::string("invalid JSON: ") + e.what());
   }
   require(config.is_object(), path, "a config file must be a JSON object of option names");
+  require(repeated.empty(), path + ": key '" + repeated + "'", "appears twice; give each option once");
+  return config;
+}
+
+}  // namespace
+
+void apply_config_file(CLI::App& command, const std::string& path) {
+  const nlohmann::json config = parse_config(path);
   const std::set<std::string> from_command_line = set_on_command_line(command);
+  std::map<std::string, std::string> key_of_option;  // "kernel-size" -> the key that set it
   for (const auto& [key, value] : config.items()) {
     if (!key.empty() && key[0] == '_') continue;  // "_search", "_calibration": records, not options
     std::string name = key;
     std::replace(name.begin(), name.end(), '_', '-');
     const std::string where = path + ": key '" + key + "'";
     require(name != "config", path, "a config file cannot name another config file");
+    const auto [first, fresh] = key_of_option.emplace(name, key);
+    require(fresh, where, "sets --" + name + " again (after '" + first->second + "'); give each option once");
     CLI::Option* option = nullptr;
     try {
       option = command.get_option("--" + name);
     } catch (const CLI::OptionNotFound&) {
       throw_input_error(where, "is not an option of 'crepe " + command.get_name() + "'");
     }
+    // A required option always comes from the command line, so the file's value could never apply.
+    require(!option->get_required(), where, "--" + name + " belongs on the command line; a config file holds settings");
     if (from_command_line.count(name) > 0 || option->count() > 0) continue;  // the command line wins
     // CLI11 would report 4.7 for a count as "not in range"; say what is wrong with it.
     require(!takes_whole_number(*option) || !value.is_number_float() || value.get<double>() == std::floor(value.get<double>()), where,

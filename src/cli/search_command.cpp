@@ -318,6 +318,7 @@ Action add_search_command(CLI::App& app) {
     refuse_conflicts(*o, *cmd);
     check_pattern_sparsity(o->pattern, o->sparsity, cmd->count("--sparsity") > 0);
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
+    check_pattern_fits(o->pattern, ckpt);
     prune::MaskSpec mask;
     mask.pattern = prune::parse_pattern(o->pattern);
     mask.sparsity = mask.pattern.structured() ? static_cast<double>(mask.pattern.n) / mask.pattern.m : o->sparsity;
@@ -344,6 +345,7 @@ Action add_search_command(CLI::App& app) {
                           "an earlier crepe search result");
     io::check_output_file(o->out + ".trace.json", inputs, [](const std::string& p) { return json_with_key(p, {"_request", "_progress"}); },
                           "an earlier crepe search trace");
+    for (const std::string& output : {o->out, o->out + ".trace.json"}) io::remove_abandoned_temporaries(output);
     // A statistics cache is read before it is written, and a file that is not one is refused then.
     if (!o->stats_path.empty()) {
       io::check_output_file(o->stats_path, inputs, [](const std::string&) { return true; }, "a statistics cache");

@@ -48,16 +48,6 @@ void write_whole_file(const fs::path& path, const std::string& contents) {
   require(static_cast<bool>(out), path.string(), "cannot write file (disk full or not writable?)");
 }
 
-std::string make_temp_dir(const fs::path& out) {
-  std::string pattern = (out.parent_path() / ("." + out.filename().string() + ".crepe-tmp-XXXXXX")).string();
-  require(mkdtemp(pattern.data()) != nullptr, out.parent_path().string(), "cannot create a temporary directory here");
-  // mkdtemp makes it private (0700); the finished output should look like any other directory.
-  const mode_t mask = umask(0);
-  umask(mask);
-  fs::permissions(pattern, static_cast<fs::perms>(0777 & ~mask));
-  return pattern;
-}
-
 }  // namespace
 
 CheckpointWriter::CheckpointWriter(const Checkpoint& source, std::string out_dir, bool force)
@@ -67,7 +57,8 @@ CheckpointWriter::CheckpointWriter(const Checkpoint& source, std::string out_dir
   std::error_code ec;
   fs::create_directories(out.parent_path(), ec);
   require(!ec, out.parent_path().string(), "cannot create directory: " + ec.message());
-  temp_dir_ = make_temp_dir(out);
+  remove_abandoned_temporaries(out_dir_);
+  temp_dir_ = create_temporary_directory(out_dir_, temp_claim_);
 
   const TensorStore& store = source.tensors();
   for (size_t i = 0; i < store.shard_files().size(); ++i) {
@@ -148,12 +139,17 @@ void CheckpointWriter::commit() {
   std::error_code ec;
   if (fs::exists(out)) {
     // --force: move the old output aside first so that a failure here never loses both.
-    const std::string old = make_temp_dir(out);
-    fs::remove(old);
+    TemporaryClaim unused;
+    const std::string old = create_temporary_directory(out_dir_, unused);
+    fs::remove(old, ec);
     fs::rename(out, old, ec);
     require(!ec, out_dir_, "cannot replace the existing output: " + ec.message());
     fs::rename(temp_dir_, out, ec);
-    require(!ec, out_dir_, "cannot move the finished output into place: " + ec.message());
+    if (ec) {
+      std::error_code restored;
+      fs::rename(old, out, restored);  // the earlier output stays where it was
+      throw_input_error(out_dir_, "cannot move the finished output into place: " + ec.message());
+    }
     fs::remove_all(old, ec);
   } else {
     fs::rename(temp_dir_, out, ec);

@@ -1,6 +1,8 @@
 #include "crepe/io/output_paths.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <system_error>
+#include <vector>
 
 #include "crepe/core/error.hpp"
 #include "crepe/io/checkpoint_writer.hpp"
@@ -115,10 +118,108 @@ void check_output_file(const std::string& path, const std::vector<std::string>& 
   require(fs::is_directory(folder, ec), path, "its folder " + folder.string() + " does not exist or is not a directory");
 }
 
+namespace {
+
+constexpr const char* kTemporaryInfix = ".crepe-tmp-";
+
+// An exclusive flock on one folder, held while a temporary is created and claimed there, or while
+// the folder's temporaries are judged and removed. Best effort: a folder that cannot be opened or
+// locked is used unlocked.
+class FolderLock {
+ public:
+  explicit FolderLock(const fs::path& folder) : fd_(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd_ < 0) return;
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~FolderLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+// `fd` claimed for its writer: an exclusive flock that no one else holds, as it was just created.
+void claim(int fd) { ::flock(fd, LOCK_EX | LOCK_NB); }
+
+}  // namespace
+
+TemporaryClaim& TemporaryClaim::operator=(TemporaryClaim&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+TemporaryClaim::~TemporaryClaim() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string create_temporary_directory(const std::string& out_dir, TemporaryClaim& held) {
+  const fs::path out = normalised_path(out_dir);
+  std::string path = (out.parent_path() / ("." + out.filename().string() + kTemporaryInfix + "XXXXXX")).string();
+  {
+    FolderLock folder(out.parent_path());
+    require(::mkdtemp(path.data()) != nullptr, out.parent_path().string(),
+            std::string("cannot create a temporary directory here: ") + std::strerror(errno));
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) claim(fd);
+    held = TemporaryClaim(fd);
+  }
+  // mkdtemp makes it private (0700); the finished output should look like any other directory.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  std::error_code ec;
+  fs::permissions(path, static_cast<fs::perms>(0777 & ~mask), ec);
+  return path;
+}
+
+int remove_abandoned_temporaries(const std::string& output) {
+  const fs::path out = normalised_path(output);
+  const std::string name = out.filename().string();
+  const std::string directory_prefix = "." + name + kTemporaryInfix, file_prefix = name + kTemporaryInfix;
+  FolderLock folder(out.parent_path());
+  std::vector<fs::path> candidates;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(out.parent_path(), ec)) {
+    const std::string entry_name = entry.path().filename().string();
+    const fs::file_status status = entry.symlink_status(ec);
+    if ((entry_name.rfind(directory_prefix, 0) == 0 && fs::is_directory(status)) ||
+        (entry_name.rfind(file_prefix, 0) == 0 && fs::is_regular_file(status))) {
+      candidates.push_back(entry.path());
+    }
+  }
+  int removed = 0;
+  for (const fs::path& candidate : candidates) {
+    const int fd = ::open(candidate.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {  // no live writer claims it
+      std::error_code removal;
+      fs::remove_all(candidate, removal);
+      if (!removal) {
+        ++removed;
+        spdlog::warn("removed {}, left behind by a crepe run that was killed", candidate.string());
+      }
+    }
+    ::close(fd);
+  }
+  return removed;
+}
+
 void write_file_atomically(const std::string& path, const std::string& contents) {
-  std::string temp = path + ".crepe-tmp-XXXXXX";  // unique: two runs writing one path do not collide
-  const int fd = ::mkstemp(temp.data());
-  require(fd >= 0, path, std::string("cannot write here: ") + std::strerror(errno));
+  std::string temp = path + kTemporaryInfix + "XXXXXX";  // unique: two runs writing one path do not collide
+  int fd = -1;
+  {
+    FolderLock folder(resolved(path).parent_path());
+    fd = ::mkstemp(temp.data());
+    require(fd >= 0, path, std::string("cannot write here: ") + std::strerror(errno));
+    claim(fd);
+  }
   auto fail = [&](const std::string& why) {
     ::close(fd);
     ::unlink(temp.c_str());
@@ -136,13 +237,11 @@ void write_file_atomically(const std::string& path, const std::string& contents)
   const mode_t mask = ::umask(0);
   ::umask(mask);
   ::fchmod(fd, 0666 & ~mask);
-  ::close(fd);
+  // Renamed while still claimed: once closed, the temporary would look abandoned to a cleaner.
   std::error_code ec;
   fs::rename(temp, path, ec);
-  if (ec) {
-    ::unlink(temp.c_str());
-    throw_input_error(path, "cannot put the written file in place: " + ec.message());
-  }
+  if (ec) fail("cannot put the written file in place: " + ec.message());
+  ::close(fd);
 }
 
 }  // namespace crepe::io

@@ -54,7 +54,6 @@ std::string hex(uint64_t value) {
   return text;
 }
 
-
 std::string header_bytes(const fs::path& shard) {
   std::ifstream in(shard, std::ios::binary);
   uint64_t length = 0;
@@ -62,17 +61,6 @@ std::string header_bytes(const fs::path& shard) {
   std::string header(static_cast<size_t>(std::min<uint64_t>(length, uint64_t{1} << 30)), '\0');
   in.read(header.data(), static_cast<std::streamsize>(header.size()));
   return header;
-}
-
-// A killed run cannot remove the temporary output directory it was filling (.NAME.crepe-tmp-*);
-// the run that resumes it does.
-void remove_stale_temporaries(const std::string& out_dir) {
-  const fs::path out = normalised_path(out_dir);
-  const std::string prefix = "." + out.filename().string() + ".crepe-tmp-";
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(out.parent_path(), ec)) {
-    if (entry.path().filename().string().rfind(prefix, 0) == 0) fs::remove_all(entry.path(), ec);
-  }
 }
 
 }  // namespace
@@ -153,7 +141,6 @@ PartialRun::PartialRun(const std::string& out_dir, nlohmann::json request, bool 
     return;
   }
   require(fs::exists(manifest_path), dir_, "nothing to resume (no manifest.json from an interrupted run)");
-  remove_stale_temporaries(out_dir);
   try {
     manifest_ = nlohmann::json::parse(read_small_file(manifest_path.string()));
   } catch (const nlohmann::json::exception& e) {

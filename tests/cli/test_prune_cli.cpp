@@ -245,6 +245,23 @@ TEST(PruneCli, ConfigFileFillsOptionsAndTheCommandLineWins) {
   EXPECT_NE(fraction.err.find("key 'kernel_size': must be a whole number, got 4.7"), std::string::npos) << fraction.err;
   test::write_file(dir.file("whole.json"), R"({"kernel_size": 3.0})");  // a whole number written as a float is fine
   EXPECT_EQ(run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out4"), {"--config", dir.file("whole.json")})).exit_code, 0);
+
+  // A file that says two things, or something only the command line can say, is refused by name.
+  const std::pair<const char*, const char*> refused[] = {
+      {R"({"sparsity": 0.5, "gamma": 0.1, "sparsity": 0.6})", "key 'sparsity': appears twice"},
+      {R"({"kernel_size": 5, "kernel-size": 7})", "key 'kernel_size': sets --kernel-size again (after 'kernel-size')"},
+      {R"({"model": "/elsewhere"})", "key 'model': --model belongs on the command line"},
+      {R"({"out": "/elsewhere"})", "key 'out': --out belongs on the command line"}};
+  for (const auto& [text, phrase] : refused) {
+    test::write_file(dir.file("refused.json"), text);
+    const auto r = run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out5"), {"--config", dir.file("refused.json")}));
+    EXPECT_EQ(r.exit_code, 2) << text << "\n" << r.err;
+    EXPECT_NE(r.err.find(dir.file("refused.json") + ": " + phrase), std::string::npos) << text << "\n" << r.err;
+    EXPECT_FALSE(fs::exists(dir.file("out5")));
+  }
+  // Nested records may repeat keys across objects: only the options are checked.
+  test::write_file(dir.file("records.json"), R"({"sparsity": 0.5, "_search": {"a": {"k": 1}, "b": {"k": 2}}})");
+  EXPECT_EQ(run_crepe(prune_args(shared_path("models/stories260k"), dir.file("out6"), {"--config", dir.file("records.json")})).exit_code, 0);
 }
 
 // The target is one setting stated two ways: a command line's --pattern replaces a file's sparsity,
@@ -396,6 +413,14 @@ TEST(PruneCli, RefusesToOverwriteOrWriteIntoTheInput) {
   for (const auto& entry : fs::directory_iterator(dir.path())) {
     EXPECT_EQ(entry.path().filename().string().find(".crepe-tmp"), std::string::npos) << entry.path();
   }
+  // What a killed run left (a temporary no live process holds) goes with the next run to that output.
+  fs::create_directories(dir.file(".slashed.crepe-tmp-KILLED"));
+  test::write_file(dir.file(".slashed.crepe-tmp-KILLED/model.safetensors"), "half a shard");
+  const auto after_kill = run_crepe(prune_args(model, dir.file("slashed"), {"--force"}));
+  ASSERT_EQ(after_kill.exit_code, 0) << after_kill.err;
+  EXPECT_FALSE(fs::exists(dir.file(".slashed.crepe-tmp-KILLED")));
+  EXPECT_NE(after_kill.err.find("removed " + dir.file(".slashed.crepe-tmp-KILLED") + ", left behind by a crepe run that was killed"),
+            std::string::npos) << after_kill.err;
 }
 
 TEST(PruneCli, BadOptionsExitWithCode2BeforeAnyWork) {

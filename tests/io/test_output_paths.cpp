@@ -76,6 +76,37 @@ TEST(OutputPaths, OutputFileChecksAndAtomicWrite) {
   EXPECT_THROW(check_output_file(dir.file("link.json"), {}, any, "x"), InputError);
 }
 
+// A temporary that nobody claims (its writer was killed) is removed by the next writer of the same
+// output; a claimed one, another output's, and names that only look alike are left alone.
+TEST(OutputPaths, AbandonedTemporariesAreRemovedAndClaimedOnesKept) {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  fs::create_directories(dir.file(".out.crepe-tmp-dead01/sub"));
+  test::write_file(dir.file(".out.crepe-tmp-dead01/sub/model.safetensors"), "half a shard");
+  test::write_file(dir.file("out.crepe-tmp-dead02"), "{\"half");  // a file output's temporary
+  fs::create_directory(dir.file(".other.crepe-tmp-dead03"));      // another output's
+  fs::create_directory(dir.file("out.crepe-tmp-folder"));         // a file temporary's name on a directory
+  fs::create_symlink(dir.file("elsewhere"), dir.file(".out.crepe-tmp-link"));
+  TemporaryClaim claim;
+  const std::string live = create_temporary_directory(out, claim);
+  EXPECT_EQ(fs::path(live).parent_path(), fs::path(dir.path()));
+  EXPECT_EQ(fs::path(live).filename().string().rfind(".out.crepe-tmp-", 0), 0u) << live;
+  EXPECT_TRUE(fs::is_empty(live));
+
+  EXPECT_EQ(remove_abandoned_temporaries(out), 2);
+  EXPECT_FALSE(fs::exists(dir.file(".out.crepe-tmp-dead01")));
+  EXPECT_FALSE(fs::exists(dir.file("out.crepe-tmp-dead02")));
+  EXPECT_TRUE(fs::exists(live));  // its writer is alive
+  EXPECT_TRUE(fs::exists(dir.file(".other.crepe-tmp-dead03")));
+  EXPECT_TRUE(fs::exists(dir.file("out.crepe-tmp-folder")));
+  EXPECT_TRUE(fs::is_symlink(dir.file(".out.crepe-tmp-link")));
+
+  claim = TemporaryClaim();  // the writer is gone and never cleaned up
+  EXPECT_EQ(remove_abandoned_temporaries(out), 1);
+  EXPECT_FALSE(fs::exists(live));
+  EXPECT_EQ(remove_abandoned_temporaries(dir.file("never-written")), 0);
+}
+
 TEST(OutputPaths, PartialRunDirectoryMustBeCrepesAndHoldNoInput) {
   TempDir dir;
   EXPECT_NO_THROW(check_partial_directory(dir.file("out.partial"), {}));  // absent

@@ -6,7 +6,8 @@
 //
 // Everything goes to a temporary directory next to the output (".NAME.crepe-tmp-XXXXXX") and is
 // renamed to the output only by commit(), when every tensor and file is complete; a writer
-// destroyed before that removes its temporary directory. The source directory is never written:
+// destroyed before that removes its temporary directory, and one killed before that leaves it to
+// the next writer of the same output, which removes it (see io/output_paths.hpp). The source directory is never written:
 // an output equal to, or inside, the source is refused.
 #include <ATen/core/Tensor.h>
 
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "crepe/io/checkpoint.hpp"
+#include "crepe/io/output_paths.hpp"
 #include "crepe/io/safetensors.hpp"
 
 namespace crepe::io {
@@ -56,6 +58,7 @@ class CheckpointWriter {
   const Checkpoint& source_;
   std::string out_dir_;
   std::string temp_dir_;
+  TemporaryClaim temp_claim_;  // held until the writer is gone: the temporary is not abandoned
   bool force_;
   bool committed_ = false;
   std::vector<std::unique_ptr<SafetensorsWriter>> shards_;

@@ -42,4 +42,35 @@ void check_output_file(const std::string& path, const std::vector<std::string>& 
 // (disk full, not writable); the temporary file is removed then.
 void write_file_atomically(const std::string& path, const std::string& contents);
 
+// ---- Temporaries ------------------------------------------------------------------------------------
+// An output is written under a temporary name beside it (".NAME.crepe-tmp-XXXXXX" for a directory,
+// "NAME.crepe-tmp-XXXXXX" for a file) and renamed into place when complete. Its writer holds an
+// exclusive flock on it from the moment it exists (claimed under a lock on the folder, so a cleaner
+// never sees it unclaimed). A process killed outright cannot remove its temporary, but the kernel
+// drops its lock: the next run writing the same output knows the temporary is abandoned. (Where the
+// file system refuses flock, nothing is ever taken for abandoned.)
+
+// Holds a temporary's claim until destroyed (move-only).
+class TemporaryClaim {
+ public:
+  TemporaryClaim() = default;
+  explicit TemporaryClaim(int fd) : fd_(fd) {}
+  TemporaryClaim(TemporaryClaim&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  TemporaryClaim& operator=(TemporaryClaim&& other) noexcept;
+  TemporaryClaim(const TemporaryClaim&) = delete;
+  TemporaryClaim& operator=(const TemporaryClaim&) = delete;
+  ~TemporaryClaim();
+
+ private:
+  int fd_ = -1;
+};
+
+// A new, empty, claimed temporary directory for the output directory `out_dir` (whose parent must
+// exist), with the permissions mkdir would give. InputError naming the folder when it cannot be made.
+std::string create_temporary_directory(const std::string& out_dir, TemporaryClaim& claim);
+
+// Removes the temporaries of `output` (a directory or a file) that no live writer claims: those a
+// killed run left behind, each logged. Returns how many.
+int remove_abandoned_temporaries(const std::string& output);
+
 }  // namespace crepe::io
