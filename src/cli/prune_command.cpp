@@ -359,6 +359,98 @@ void maybe_stop_for_test(int64_t block) {
   std::raise(how == "kill" ? SIGKILL : how == "term" ? SIGTERM : SIGINT);
 }
 
+// What Ctrl-C (or SIGTERM) before the checkpoint is written says: what is saved, and how to go on.
+int report_interruption(const io::PartialRun& partial, int64_t num_layers) {
+  const long long saved = partial.completed_blocks();
+  if (saved == 0) {
+    std::fprintf(stderr, "crepe: interrupted before any block was finished; nothing was saved.\n");
+  } else {
+    std::fprintf(stderr,
+                 "crepe: interrupted; %lld of %lld blocks are saved in %s. Run the same command with --resume to "
+                 "continue.\n",
+                 saved, static_cast<long long>(num_layers), partial.dir().c_str());
+  }
+  return interrupt_exit_code();
+}
+
+// The pipeline's hooks into the partial run: a block saved by an interrupted run is restored
+// instead of pruned again, and every newly pruned block is saved (in its stored dtype) as it ends.
+prune::PruneHooks resume_hooks(io::PartialRun& partial, const io::Checkpoint& ckpt, bool permute) {
+  prune::PruneHooks hooks;
+  hooks.restore = [&partial, &ckpt, permute](int64_t b, model::BlockWeights& weights, std::vector<prune::LayerOutcome>& layers) {
+    if (!partial.has_block(b)) return false;
+    for (auto& [name, tensor] : partial.load_block(b)) {
+      for (model::Linear linear : model::kLinears) {
+        if (name == io::Checkpoint::linear_weight_name(b, linear)) weights[linear].weight = tensor;
+      }
+    }
+    for (const auto& l : partial.block_record(b).at("layers")) layers.push_back(layer_from_json(l, ckpt, permute, partial.dir()));
+    return true;
+  };
+  hooks.finished = [&partial, &ckpt](int64_t b, const model::BlockWeights& weights, const std::vector<prune::LayerOutcome>& layers,
+                                     bool restored) {
+    if (restored) return;
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (model::Linear linear : model::kLinears) {
+      const std::string name = io::Checkpoint::linear_weight_name(b, linear);
+      tensors.emplace_back(name, weights[linear].weight.to(io::to_scalar_type(ckpt.tensors().info(name).dtype)).cpu());
+    }
+    partial.save_block(b, tensors, nlohmann::json{{"layers", layers_json(layers)}});
+    maybe_stop_for_test(b);
+  };
+  return hooks;
+}
+
+// crepe_report.json: what was asked, how it was calibrated, what every tensor lost, and the times.
+ordered_json prune_report(const PruneOptions& o, const prune::PruneConfig& config, const Calibration& calibration,
+                          double calibration_seconds, const prune::PruneOutcome& outcome, Clock::time_point start) {
+  ordered_json report;
+  report["crepe_version"] = CREPE_VERSION;
+  report["command_line"] = command_line();
+  report["model"] = o.model;
+  report["hyperparameters"] = hyperparameters(config);
+  report["calibration"] = calibration.report;
+  report["device"] = {{"device", o.device.device}, {"dtype", o.device.dtype}};
+  ordered_json tensors = ordered_json::array();
+  for (const auto& layer : outcome.layers) {
+    tensors.push_back({{"name", layer.tensor}, {"numel", layer.numel}, {"pruned", layer.pruned}, {"zeros", layer.zeros},
+                       {"sparsity", static_cast<double>(layer.pruned) / static_cast<double>(layer.numel)}});
+  }
+  // "overall" is what this run's masks removed; "zero_fraction" what the written weights hold,
+  // which is more when the input had zeros already (a model pruned before).
+  report["sparsity"] = {{"overall", outcome.sparsity()}, {"pruned", outcome.pruned}, {"total", outcome.total},
+                        {"zeros", outcome.zeros}, {"zero_fraction", outcome.zero_fraction()},
+                        {"blocks", outcome.block_sparsity()}, {"block_targets", outcome.block_targets}, {"tensors", tensors}};
+  if (config.permute) {
+    report["permutation"] = {{"kept_score_before", outcome.permutation_kept_before},
+                             {"kept_score_after", outcome.permutation_kept_after},
+                             {"file", prune::kPermutationFileName}};
+  }
+  report["seconds"] = {{"calibration", calibration_seconds}, {"statistics", outcome.statistics_seconds},
+                       {"pruning", outcome.pruning_seconds}, {"forward", outcome.forward_seconds},
+                       {"total", since(start)}};
+  report["peak_rss_mib"] = peak_rss_mib();
+  return report;
+}
+
+// The human-readable result on stdout (--json prints the report instead).
+void print_summary(const PruneOptions& o, const prune::PruneConfig& config, const prune::PruneOutcome& outcome,
+                   const std::optional<eval::PerplexityResult>& dense, const std::optional<eval::PerplexityResult>& pruned,
+                   Clock::time_point start) {
+  std::printf("pruned %s with %s to %.2f%% sparsity (%s) -> %s in %.1f s\n", o.model.c_str(),
+              prune::metric_name(config.metric), 100.0 * outcome.sparsity(), mask_description(config).c_str(),
+              o.out.c_str(), since(start));
+  if (outcome.zero_fraction() > outcome.sparsity() + 1e-4) {
+    std::printf("%.2f%% of the written weights are zero: the input had zeros beyond those pruned here\n",
+                100.0 * outcome.zero_fraction());
+  }
+  if (dense && pruned) {
+    std::printf("perplexity on %s: dense %.4f -> pruned %.4f (%lld windows x %lld tokens)\n", o.eval_data.c_str(),
+                dense->perplexity, pruned->perplexity, static_cast<long long>(pruned->windows),
+                static_cast<long long>(pruned->seqlen));
+  }
+}
+
 }  // namespace
 
 Action add_prune_command(CLI::App& app) {
@@ -433,8 +525,8 @@ Action add_prune_command(CLI::App& app) {
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
     check_pattern_fits(o->pattern, ckpt);
     if (o->check_finite) ckpt.check_finite();
-    // The output is checked before any long work, against every input; then the partial run, as
-    // resuming clears what a killed run left behind (its temporary output directory).
+    // The output is checked before any long work, against every input; then the partial run. The
+    // writer removes what a killed run left behind (an abandoned temporary output directory).
     const std::vector<std::string> inputs = {o->model, o->calib_data, o->eval_data, o->config};
     io::check_output_directory(o->out, inputs, o->force);
     io::check_partial_directory(io::PartialRun::dir_for(o->out), inputs);
@@ -447,18 +539,7 @@ Action add_prune_command(CLI::App& app) {
     }
     // Calibration, the dense evaluation and pruning: an interruption anywhere in them keeps the
     // finished blocks (OUT.partial) and says how to continue.
-    auto interrupted = [&]() {
-      const long long saved = partial.completed_blocks();
-      if (saved == 0) {
-        std::fprintf(stderr, "crepe: interrupted before any block was finished; nothing was saved.\n");
-      } else {
-        std::fprintf(stderr,
-                     "crepe: interrupted; %lld of %lld blocks are saved in %s. Run the same command with --resume to "
-                     "continue.\n",
-                     saved, static_cast<long long>(ckpt.num_layers()), partial.dir().c_str());
-      }
-      return interrupt_exit_code();
-    };
+    auto interrupted = [&]() { return report_interruption(partial, ckpt.num_layers()); };
     Calibration calibration;
     double calibration_seconds = 0;
     std::optional<eval::PerplexityResult> dense;
@@ -476,30 +557,7 @@ Action add_prune_command(CLI::App& app) {
     spdlog::info("pruning {} with {} to {} sparsity ({})", o->model, prune::metric_name(config.metric), config.mask.sparsity,
                  mask_description(config));
     run.progress_label = "prune";
-    prune::PruneHooks hooks;
-    hooks.restore = [&](int64_t b, model::BlockWeights& weights, std::vector<prune::LayerOutcome>& layers) {
-      if (!partial.has_block(b)) return false;
-      for (auto& [name, tensor] : partial.load_block(b)) {
-        for (model::Linear linear : model::kLinears) {
-          if (name == io::Checkpoint::linear_weight_name(b, linear)) weights[linear].weight = tensor;
-        }
-      }
-      for (const auto& l : partial.block_record(b).at("layers")) {
-        layers.push_back(layer_from_json(l, ckpt, config.permute, partial.dir()));
-      }
-      return true;
-    };
-    hooks.finished = [&](int64_t b, const model::BlockWeights& weights, const std::vector<prune::LayerOutcome>& layers,
-                         bool restored) {
-      if (restored) return;
-      std::vector<std::pair<std::string, at::Tensor>> tensors;
-      for (model::Linear linear : model::kLinears) {
-        const std::string name = io::Checkpoint::linear_weight_name(b, linear);
-        tensors.emplace_back(name, weights[linear].weight.to(io::to_scalar_type(ckpt.tensors().info(name).dtype)).cpu());
-      }
-      partial.save_block(b, tensors, nlohmann::json{{"layers", layers_json(layers)}});
-      maybe_stop_for_test(b);
-    };
+    const prune::PruneHooks hooks = resume_hooks(partial, ckpt, config.permute);
     prune::PruneOutcome outcome;
     try {
       outcome = prune::prune_model(
@@ -517,35 +575,8 @@ Action add_prune_command(CLI::App& app) {
       throw;
     }
 
-    ordered_json report;
-    report["crepe_version"] = CREPE_VERSION;
-    report["command_line"] = command_line();
-    report["model"] = o->model;
-    report["hyperparameters"] = hyperparameters(config);
-    report["calibration"] = calibration.report;
-    report["device"] = {{"device", o->device.device}, {"dtype", o->device.dtype}};
-    ordered_json tensors = ordered_json::array();
-    for (const auto& layer : outcome.layers) {
-      tensors.push_back({{"name", layer.tensor}, {"numel", layer.numel}, {"pruned", layer.pruned}, {"zeros", layer.zeros},
-                         {"sparsity", static_cast<double>(layer.pruned) / static_cast<double>(layer.numel)}});
-    }
-    // "overall" is what this run's masks removed; "zero_fraction" what the written weights hold,
-    // which is more when the input had zeros already (a model pruned before).
-    report["sparsity"] = {{"overall", outcome.sparsity()}, {"pruned", outcome.pruned}, {"total", outcome.total},
-                          {"zeros", outcome.zeros}, {"zero_fraction", outcome.zero_fraction()},
-                          {"blocks", outcome.block_sparsity()}, {"block_targets", outcome.block_targets}, {"tensors", tensors}};
-    if (config.permute) {
-      report["permutation"] = {{"kept_score_before", outcome.permutation_kept_before},
-                               {"kept_score_after", outcome.permutation_kept_after}};
-    }
-    report["seconds"] = {{"calibration", calibration_seconds}, {"statistics", outcome.statistics_seconds},
-                         {"pruning", outcome.pruning_seconds}, {"forward", outcome.forward_seconds},
-                         {"total", since(start)}};
-    report["peak_rss_mib"] = peak_rss_mib();
-    if (config.permute) {
-      report["permutation"]["file"] = prune::kPermutationFileName;
-      writer.add_file(prune::kPermutationFileName, permutation_file(config, outcome.layers));
-    }
+    ordered_json report = prune_report(*o, config, calibration, calibration_seconds, outcome, start);
+    if (config.permute) writer.add_file(prune::kPermutationFileName, permutation_file(config, outcome.layers));
     writer.add_file(io::kReportFileName, report.dump(2) + "\n");
     writer.add_file("README.md", model_card(ckpt, config, outcome, calibration.report, o->base_model));
     writer.commit();
@@ -572,18 +603,7 @@ Action add_prune_command(CLI::App& app) {
     if (o->json) {
       print_json(report.dump(2));
     } else {
-      std::printf("pruned %s with %s to %.2f%% sparsity (%s) -> %s in %.1f s\n", o->model.c_str(),
-                  prune::metric_name(config.metric), 100.0 * outcome.sparsity(), mask_description(config).c_str(),
-                  o->out.c_str(), since(start));
-      if (outcome.zero_fraction() > outcome.sparsity() + 1e-4) {
-        std::printf("%.2f%% of the written weights are zero: the input had zeros beyond those pruned here\n",
-                    100.0 * outcome.zero_fraction());
-      }
-      if (dense && pruned) {
-        std::printf("perplexity on %s: dense %.4f -> pruned %.4f (%lld windows x %lld tokens)\n", o->eval_data.c_str(),
-                    dense->perplexity, pruned->perplexity, static_cast<long long>(pruned->windows),
-                    static_cast<long long>(pruned->seqlen));
-      }
+      print_summary(*o, config, outcome, dense, pruned, start);
     }
     return 0;
   };

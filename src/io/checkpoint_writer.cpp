@@ -156,6 +156,7 @@ void CheckpointWriter::commit() {
     require(!ec, out_dir_, "cannot move the finished output into place: " + ec.message());
   }
   committed_ = true;
+  temp_claim_ = TemporaryClaim();  // the directory is the output now, which later writes lock as a folder
 }
 
 }  // namespace crepe::io

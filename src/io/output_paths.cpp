@@ -123,13 +123,16 @@ namespace {
 constexpr const char* kTemporaryInfix = ".crepe-tmp-";
 
 // An exclusive flock on one folder, held while a temporary is created and claimed there, or while
-// the folder's temporaries are judged and removed. Best effort: a folder that cannot be opened or
-// locked is used unlocked.
+// the folder's temporaries are judged and removed. Best effort, and never a hang: a folder that
+// cannot be opened, or that stays locked for 10 s (another process flocks it for its own ends), is
+// used unlocked; all that is lost then is the guard against a cleaner racing a writer.
 class FolderLock {
  public:
   explicit FolderLock(const fs::path& folder) : fd_(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
     if (fd_ < 0) return;
-    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      if (::flock(fd_, LOCK_EX | LOCK_NB) == 0 || (errno != EWOULDBLOCK && errno != EINTR)) return;
+      ::usleep(10000);
     }
   }
   ~FolderLock() {
