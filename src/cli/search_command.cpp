@@ -260,6 +260,135 @@ ordered_json correlate(const search::ProxyInputs& inputs, const prune::MaskSpec&
   return result;
 }
 
+// What every kind of search works on, checked and resolved once, before any long work.
+struct SearchSetup {
+  prune::MaskSpec mask;
+  std::vector<int64_t> kernels;
+  std::vector<prune::Group> groups;
+  std::vector<int64_t> blocks;  // the blocks the proxies use (--layers)
+  search::WeightHolding holding = search::WeightHolding::Auto;
+  std::optional<int64_t> device_free;  // measured before crepe allocated anything on the device
+  int64_t seqlen = 0;                  // --seqlen, capped at the model's context
+};
+
+// The request checked against the model and the file system: the target, the kernels and groups
+// and the budget they need, the outputs (never an input; what a killed run left of them removed),
+// and whether the calibration fits in memory.
+SearchSetup check_request(const SearchOptions& o, const io::Checkpoint& ckpt, const engine::RunnerOptions& run) {
+  SearchSetup setup;
+  check_pattern_fits(o.pattern, ckpt);
+  setup.mask.pattern = prune::parse_pattern(o.pattern);
+  setup.mask.sparsity = setup.mask.pattern.structured() ? static_cast<double>(setup.mask.pattern.n) / setup.mask.pattern.m : o.sparsity;
+  require(o.sparsity >= 0 && o.sparsity < 1, "--sparsity", "must be in [0, 1)");
+  setup.kernels = parse_kernels(o.kernels);
+  setup.groups = search::searched_groups(setup.mask, parse_groups(o.groups));
+  require(o.budget >= 0, "--budget", "must be >= 0 (0: the default)");
+  const int64_t pairs = static_cast<int64_t>(setup.kernels.size() * setup.groups.size());
+  const bool cma_search = o.objective == "proxy" && o.correlate == 0 && o.correlate_from.empty();
+  if (o.budget > 0 && cma_search) search::generations_per_pair(o.budget, pairs);
+  // The smaller default (the network proxies') must hold a generation per pair too.
+  const int64_t smallest_default = search::default_budget(search::Proxy::Kl);
+  require(o.budget > 0 || !cma_search || pairs * search::kPhoGeneration <= smallest_default, "--budget",
+          "the default of " + std::to_string(smallest_default) + " evaluations is less than one CMA-ES generation for each of the " + std::to_string(pairs) +
+              " (kernel, group) pairs searched: give --budget " + std::to_string(pairs * search::kPhoGeneration) +
+              " or more, or fewer --kernels");
+  setup.holding = search::parse_weight_holding(o.weights);
+  // Before any of crepe's allocations on the device (see search::resolve_weight_holding).
+  setup.device_free = run.placement.device.is_cpu() ? std::nullopt : free_memory(run.placement.device);
+  setup.blocks = search::parse_layer_selection(o.layers, ckpt.num_layers(), "--layers");
+  // The outputs, before any long work: never an input, never a folder, in a folder that exists.
+  const std::vector<std::string> inputs = {o.model, o.calib_data, o.eval_data, o.proxy_data, o.correlate_from};
+  io::check_output_file(o.out, inputs, [](const std::string& p) { return json_with_key(p, {"_search", "spearman"}); },
+                        "an earlier crepe search result");
+  io::check_output_file(o.out + ".trace.json", inputs, [](const std::string& p) { return json_with_key(p, {"_request", "_progress"}); },
+                        "an earlier crepe search trace");
+  for (const std::string& output : {o.out, o.out + ".trace.json"}) io::remove_abandoned_temporaries(output);
+  // A statistics cache is read before it is written, and a file that is not one is refused then.
+  if (!o.stats_path.empty()) {
+    io::check_output_file(o.stats_path, inputs, [](const std::string&) { return true; }, "a statistics cache");
+  }
+  setup.seqlen = capped_seqlen(o.seqlen, ckpt, "--seqlen");
+  check_calibration_fits(o.nsamples, setup.seqlen, ckpt, run.placement.compute_dtype);
+  return setup;
+}
+
+// --objective ppl: hill climbing on the pruned model's perplexity itself, from crepe prune's
+// defaults; the configuration found and its record go into `out`.
+void search_by_perplexity(const SearchOptions& o, const SearchSetup& setup, const io::Checkpoint& ckpt, const at::Tensor& calib,
+                          const text::Tokenizer& tokenizer, const engine::RunnerOptions& run, ordered_json& out) {
+  const at::Tensor eval = eval_ids(o, tokenizer, setup.seqlen);
+  search::HillClimbOptions hill;
+  hill.kernels = setup.kernels;
+  hill.groups = setup.groups;
+  hill.budget = o.budget > 0 ? o.budget : 40;
+  search::Candidate start_point;  // crepe prune's defaults, in the first group searched
+  start_point.crepe = prune::crepe_defaults();
+  if (std::find(hill.kernels.begin(), hill.kernels.end(), start_point.crepe.kernel_size) == hill.kernels.end()) {
+    start_point.crepe.kernel_size = hill.kernels.front();
+  }
+  start_point.group = hill.groups.front();
+  const auto result = search::hill_climb(
+      [&](const search::Candidate& c) { return search::pruned_perplexity(ckpt, calib, eval, config_of(c, setup.mask), run); },
+      start_point, hill);
+  add_found_configuration(out, result.best, setup.mask);
+  out["_search"] = {{"objective", "ppl"}, {"perplexity", result.best_value}, {"evaluations", result.evaluations},
+                    {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
+                    {"seconds_to_best", result.seconds_to_best}, {"eval_data", o.eval_data}, {"eval_windows", eval.size(0)}};
+}
+
+// --correlate N / --correlate-from FILE: every proxy's Spearman rank correlation with perplexity
+// over sampled configurations (measured now, or read from an earlier run), written to --out.
+int measure_correlation(const SearchOptions& o, const SearchSetup& setup, const io::Checkpoint& ckpt, const at::Tensor& calib,
+                        const text::Tokenizer& tokenizer, const search::ProxyInputs& inputs, const engine::RunnerOptions& run) {
+  ordered_json measured;
+  if (!o.correlate_from.empty()) {
+    const auto earlier = earlier_samples(o.correlate_from, target_of(o, setup.mask));
+    std::vector<search::Candidate> candidates;
+    for (const auto& sample : earlier) candidates.push_back(sample.first);
+    measured = correlate(inputs, setup.mask, candidates, [&](size_t i, const search::Candidate&) { return earlier[i].second; });
+  } else {
+    const at::Tensor eval = eval_ids(o, tokenizer, setup.seqlen);
+    measured = correlate(inputs, setup.mask, random_candidates(o, setup.kernels, setup.groups), [&](size_t, const search::Candidate& c) {
+      return search::pruned_perplexity(ckpt, calib, eval, config_of(c, setup.mask), run);
+    });
+  }
+  measured["target"] = target_of(o, setup.mask);
+  io::write_file_atomically(o.out, measured.dump(2) + "\n");
+  if (o.json) print_json(measured.dump(2));
+  for (const auto& [proxy, rho] : measured["spearman"].items()) {
+    std::printf("%-10s Spearman rho with perplexity: %+.3f\n", proxy.c_str(), rho.get<double>());
+  }
+  return 0;
+}
+
+// PHO's settings, and the request its trace records: a resumed search must be this same search.
+search::PhoOptions pho_options(const SearchOptions& o, const SearchSetup& setup, const io::Checkpoint& ckpt, search::Proxy proxy) {
+  search::PhoOptions pho;
+  pho.proxy = proxy;
+  pho.maximize = o.maximize || o.direction == "maximize" || (o.direction == "auto" && search::maximized_by_default(proxy));
+  pho.kernels = setup.kernels;
+  pho.groups = setup.groups;
+  pho.budget = o.budget > 0 ? o.budget : search::default_budget(pho.proxy);
+  spdlog::info("PHO {} {} ({})", pho.maximize ? "maximizes" : "minimizes", search::proxy_name(proxy),
+               o.direction == "auto" && !o.maximize ? "its measured direction" : "as asked");
+  pho.seed = o.seed;
+  pho.trace_path = o.out + ".trace.json";
+  pho.resume = o.resume;
+  const prune::MaskSpec& mask = setup.mask;
+  // Files by resolved path and fingerprint: a trailing slash or another spelling is the same search.
+  pho.request = {{"crepe_version", CREPE_VERSION}, {"model", io::checkpoint_fingerprint(ckpt)},
+                 {"target", mask.pattern.structured() ? mask.pattern.str() : std::to_string(mask.sparsity)},
+                 {"proxy", search::proxy_name(pho.proxy)}, {"maximize", pho.maximize}, {"kernels", setup.kernels},
+                 {"groups", o.groups}, {"budget", pho.budget}, {"seed", o.seed}, {"layers", setup.blocks},
+                 {"calibration", {{"data", io::normalised_path(o.calib_data)}, {"data_file", io::file_fingerprint(o.calib_data)},
+                                  {"nsamples", o.nsamples}, {"seqlen", setup.seqlen}}},
+                 {"proxy_data", io::normalised_path(o.proxy_data)}, {"proxy_data_file", io::file_fingerprint(o.proxy_data)},
+                 {"proxy_samples", o.proxy_samples},
+                 {"device", o.device.device}, {"dtype", o.device.dtype},
+                 {"pho_space", search::kPhoSpaceVersion}};  // a trace from another box would be misread
+  return pho;
+}
+
 }  // namespace
 
 Action add_search_command(CLI::App& app) {
@@ -318,126 +447,34 @@ Action add_search_command(CLI::App& app) {
     refuse_conflicts(*o, *cmd);
     check_pattern_sparsity(o->pattern, o->sparsity, cmd->count("--sparsity") > 0);
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
-    check_pattern_fits(o->pattern, ckpt);
-    prune::MaskSpec mask;
-    mask.pattern = prune::parse_pattern(o->pattern);
-    mask.sparsity = mask.pattern.structured() ? static_cast<double>(mask.pattern.n) / mask.pattern.m : o->sparsity;
-    require(o->sparsity >= 0 && o->sparsity < 1, "--sparsity", "must be in [0, 1)");
-    const auto kernels = parse_kernels(o->kernels);
-    const auto groups = search::searched_groups(mask, parse_groups(o->groups));
-    require(o->budget >= 0, "--budget", "must be >= 0 (0: the default)");
-    const int64_t pairs = static_cast<int64_t>(kernels.size() * groups.size());
-    const bool cma_search = o->objective == "proxy" && o->correlate == 0 && o->correlate_from.empty();
-    if (o->budget > 0 && cma_search) search::generations_per_pair(o->budget, pairs);
-    // The smaller default (the network proxies') must hold a generation per pair too.
-    const int64_t smallest_default = search::default_budget(search::Proxy::Kl);
-    require(o->budget > 0 || !cma_search || pairs * search::kPhoGeneration <= smallest_default, "--budget",
-            "the default of " + std::to_string(smallest_default) + " evaluations is less than one CMA-ES generation for each of the " + std::to_string(pairs) +
-                " (kernel, group) pairs searched: give --budget " + std::to_string(pairs * search::kPhoGeneration) +
-                " or more, or fewer --kernels");
-    search::WeightHolding holding = search::parse_weight_holding(o->weights);
-    // Before any of crepe's allocations on the device (see search::resolve_weight_holding).
-    const std::optional<int64_t> device_free = run.placement.device.is_cpu() ? std::nullopt : free_memory(run.placement.device);
-    const auto blocks = search::parse_layer_selection(o->layers, ckpt.num_layers(), "--layers");
-    // The outputs, before any long work: never an input, never a folder, in a folder that exists.
-    const std::vector<std::string> inputs = {o->model, o->calib_data, o->eval_data, o->proxy_data, o->correlate_from};
-    io::check_output_file(o->out, inputs, [](const std::string& p) { return json_with_key(p, {"_search", "spearman"}); },
-                          "an earlier crepe search result");
-    io::check_output_file(o->out + ".trace.json", inputs, [](const std::string& p) { return json_with_key(p, {"_request", "_progress"}); },
-                          "an earlier crepe search trace");
-    for (const std::string& output : {o->out, o->out + ".trace.json"}) io::remove_abandoned_temporaries(output);
-    // A statistics cache is read before it is written, and a file that is not one is refused then.
-    if (!o->stats_path.empty()) {
-      io::check_output_file(o->stats_path, inputs, [](const std::string&) { return true; }, "a statistics cache");
-    }
-    const int64_t seqlen = capped_seqlen(o->seqlen, ckpt, "--seqlen");
-    check_calibration_fits(o->nsamples, seqlen, ckpt, run.placement.compute_dtype);
+    SearchSetup setup = check_request(*o, ckpt, run);
     run.progress = false;
 
     const auto tokenizer = model_tokenizer(ckpt);
-    const at::Tensor calib = calibration_ids(*o, *tokenizer, seqlen);
+    const at::Tensor calib = calibration_ids(*o, *tokenizer, setup.seqlen);
     ordered_json out;
     out["method"] = "crepe";
-    if (mask.pattern.structured()) out["pattern"] = mask.pattern.str();
-    else out["sparsity"] = mask.sparsity;
+    if (setup.mask.pattern.structured()) out["pattern"] = setup.mask.pattern.str();
+    else out["sparsity"] = setup.mask.sparsity;
 
     if (o->objective == "ppl") {
-      const at::Tensor eval = eval_ids(*o, *tokenizer, seqlen);
-      search::HillClimbOptions hill;
-      hill.kernels = kernels;
-      hill.groups = groups;
-      hill.budget = o->budget > 0 ? o->budget : 40;
-      search::Candidate start_point;  // crepe prune's defaults, in the first group searched
-      start_point.crepe = prune::crepe_defaults();
-      if (std::find(kernels.begin(), kernels.end(), start_point.crepe.kernel_size) == kernels.end()) {
-        start_point.crepe.kernel_size = kernels.front();
-      }
-      start_point.group = groups.front();
-      const auto result = search::hill_climb(
-          [&](const search::Candidate& c) { return search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run); },
-          start_point, hill);
-      add_found_configuration(out, result.best, mask);
-      out["_search"] = {{"objective", "ppl"}, {"perplexity", result.best_value}, {"evaluations", result.evaluations},
-                        {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
-                        {"seconds_to_best", result.seconds_to_best}, {"eval_data", o->eval_data}, {"eval_windows", eval.size(0)}};
+      search_by_perplexity(*o, setup, ckpt, calib, *tokenizer, run, out);
     } else {
       const bool correlating = o->correlate > 0 || !o->correlate_from.empty();
-      const search::SearchStats stats = statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, seqlen),
-                                                   blocks, run, seqlen, correlating || o->proxy == "recon");
+      const search::SearchStats stats = statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, setup.seqlen),
+                                                   setup.blocks, run, setup.seqlen, correlating || o->proxy == "recon");
       const search::Proxy proxy = resolve_proxy(o->proxy, stats, ckpt.num_layers());
       const bool network = correlating || search::runs_network(proxy);
-      holding = search::resolve_weight_holding(holding, ckpt, stats, run, network, device_free);
-      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, network, holding);
-      if (correlating) {
-        ordered_json measured;
-        if (!o->correlate_from.empty()) {
-          const auto earlier = earlier_samples(o->correlate_from, target_of(*o, mask));
-          std::vector<search::Candidate> candidates;
-          for (const auto& sample : earlier) candidates.push_back(sample.first);
-          measured = correlate(inputs, mask, candidates, [&](size_t i, const search::Candidate&) { return earlier[i].second; });
-        } else {
-          const at::Tensor eval = eval_ids(*o, *tokenizer, seqlen);
-          measured = correlate(inputs, mask, random_candidates(*o, kernels, groups), [&](size_t, const search::Candidate& c) {
-            return search::pruned_perplexity(ckpt, calib, eval, config_of(c, mask), run);
-          });
-        }
-        measured["target"] = target_of(*o, mask);
-        io::write_file_atomically(o->out, measured.dump(2) + "\n");
-        if (o->json) print_json(measured.dump(2));
-        for (const auto& [proxy, rho] : measured["spearman"].items()) {
-          std::printf("%-10s Spearman rho with perplexity: %+.3f\n", proxy.c_str(), rho.get<double>());
-        }
-        return 0;
-      }
-      search::PhoOptions pho;
-      pho.proxy = proxy;
-      pho.maximize = o->maximize || o->direction == "maximize" ||
-                     (o->direction == "auto" && search::maximized_by_default(proxy));
-      pho.kernels = kernels;
-      pho.groups = groups;
-      pho.budget = o->budget > 0 ? o->budget : search::default_budget(pho.proxy);
-      spdlog::info("PHO {} {} ({})", pho.maximize ? "maximizes" : "minimizes", search::proxy_name(proxy),
-                   o->direction == "auto" && !o->maximize ? "its measured direction" : "as asked");
-      pho.seed = o->seed;
-      pho.trace_path = o->out + ".trace.json";
-      pho.resume = o->resume;
-      // Files by resolved path and fingerprint: a trailing slash or another spelling is the same search.
-      pho.request = {{"crepe_version", CREPE_VERSION}, {"model", io::checkpoint_fingerprint(ckpt)},
-                     {"target", mask.pattern.structured() ? mask.pattern.str() : std::to_string(mask.sparsity)},
-                     {"proxy", search::proxy_name(pho.proxy)}, {"maximize", pho.maximize}, {"kernels", kernels},
-                     {"groups", o->groups}, {"budget", pho.budget}, {"seed", o->seed}, {"layers", blocks},
-                     {"calibration", {{"data", io::normalised_path(o->calib_data)}, {"data_file", io::file_fingerprint(o->calib_data)},
-                                      {"nsamples", o->nsamples}, {"seqlen", seqlen}}},
-                     {"proxy_data", io::normalised_path(o->proxy_data)}, {"proxy_data_file", io::file_fingerprint(o->proxy_data)},
-                     {"proxy_samples", o->proxy_samples},
-                     {"device", o->device.device}, {"dtype", o->device.dtype},
-                     {"pho_space", search::kPhoSpaceVersion}};  // a trace from another box would be misread
+      setup.holding = search::resolve_weight_holding(setup.holding, ckpt, stats, run, network, setup.device_free);
+      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, network, setup.holding);
+      if (correlating) return measure_correlation(*o, setup, ckpt, calib, *tokenizer, inputs, run);
+      const search::PhoOptions pho = pho_options(*o, setup, ckpt, proxy);
       std::string why;
       const bool usable = search::available(pho.proxy, inputs, &why);  // fills `why` before the message is built
       require(usable, "--proxy", std::string(search::proxy_name(pho.proxy)) + " " + why);
       search::SearchResult result;
       try {
-        result = search::pho_search(inputs, mask, pho);
+        result = search::pho_search(inputs, setup.mask, pho);
       } catch (const Interrupted&) {
         if (trace_records(pho.trace_path, pho.request)) {
           std::fprintf(stderr, "crepe: interrupted; the finished evaluations are in %s. Run the same command with --resume "
@@ -447,18 +484,19 @@ Action add_search_command(CLI::App& app) {
         }
         return interrupt_exit_code();
       }
-      add_found_configuration(out, result.best, mask);
+      add_found_configuration(out, result.best, setup.mask);
       out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", pho.maximize ? "maximize" : "minimize"},
                         {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
                         {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
                         {"seconds_to_best", result.seconds_to_best}, {"anchors", result.anchors},
-                        {"per_kernel_and_group", result.summary}, {"blocks", blocks}, {"weights", search::weight_holding_name(holding)}};
+                        {"per_kernel_and_group", result.summary}, {"blocks", setup.blocks},
+                        {"weights", search::weight_holding_name(setup.holding)}};
     }
     // The calibration the configuration was found with, as crepe prune's own options: prune --config
     // calibrates the same way unless its command line says otherwise.
     out["calib-data"] = io::normalised_path(o->calib_data);
     out["nsamples"] = o->nsamples;
-    out["seqlen"] = seqlen;
+    out["seqlen"] = setup.seqlen;
     out["seed"] = o->seed;
     out["_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     io::write_file_atomically(o->out, out.dump(2) + "\n");

@@ -511,6 +511,31 @@ TEST(PruneCli, BuiltInDefaultsEqualConfigsCrepeDefaultJson) {
   EXPECT_EQ(test::read_file(dir.file("a/model.safetensors")), test::read_file(dir.file("b/model.safetensors")));
 }
 
+// --objective ppl climbs on the pruned model's perplexity itself: the value it reports for what it
+// found is the perplexity crepe prune gets from the found file, on the same held-out windows.
+TEST(SearchCli, PerplexityObjectiveReportsWhatPruneThenMeasures) {
+  test::TempDir dir;
+  const std::string model = test::shared_path("models/stories260k");
+  const std::string text = test::shared_path("data/tinystories-val.txt");
+  const auto search = test::run_crepe({"search", "--model", model, "--out", dir.file("found.json"), "--calib-data", text,
+                                       "--nsamples", "8", "--seqlen", "64", "--objective", "ppl", "--budget", "4",
+                                       "--kernels", "1,3", "--groups", "layer", "--eval-data", text, "--eval-windows", "4", "-q"});
+  ASSERT_EQ(search.exit_code, 0) << search.err;
+  const auto found = nlohmann::json::parse(test::read_file(dir.file("found.json")));
+  const auto record = found.at("_search");
+  EXPECT_EQ(record.at("objective"), "ppl");
+  EXPECT_EQ(record.at("evaluations"), 4);
+  EXPECT_EQ(record.at("eval_windows"), 4);
+  EXPECT_LE(record.at("evaluations_to_best").get<int64_t>(), 4);
+  const double searched = record.at("perplexity").get<double>();
+  const auto prune = test::run_crepe({"prune", "--model", model, "--out", dir.file("out"), "--config", dir.file("found.json"),
+                                      "--eval", text, "--eval-seqlen", "64", "--eval-max-windows", "4", "--json", "-q"});
+  ASSERT_EQ(prune.exit_code, 0) << prune.err;
+  const auto eval = nlohmann::json::parse(prune.out).at("eval");
+  EXPECT_NEAR(eval.at("pruned").at("perplexity").get<double>(), searched, 1e-5 * searched);
+  EXPECT_GT(searched, eval.at("dense").at("perplexity").get<double>());  // half the weights are gone
+}
+
 TEST(SearchCli, FoundConfigurationIsAPruneConfig) {
   test::TempDir dir;
   const std::string model = test::shared_path("models/stories260k");
