@@ -302,13 +302,14 @@ SearchSetup check_request(const SearchOptions& o, const io::Checkpoint& ckpt, co
                         "an earlier crepe search result");
   io::check_output_file(o.out + ".trace.json", inputs, [](const std::string& p) { return json_with_key(p, {"_request", "_progress"}); },
                         "an earlier crepe search trace");
-  for (const std::string& output : {o.out, o.out + ".trace.json"}) io::remove_abandoned_temporaries(output);
   // A statistics cache is read before it is written, and a file that is not one is refused then.
   if (!o.stats_path.empty()) {
     io::check_output_file(o.stats_path, inputs, [](const std::string&) { return true; }, "a statistics cache");
   }
   setup.seqlen = capped_seqlen(o.seqlen, ckpt, "--seqlen");
   check_calibration_fits(o.nsamples, setup.seqlen, ckpt, run.placement.compute_dtype);
+  // Last: a refused request changes nothing on disk.
+  for (const std::string& output : {o.out, o.out + ".trace.json"}) io::remove_abandoned_temporaries(output, io::OutputForm::File);
   return setup;
 }
 

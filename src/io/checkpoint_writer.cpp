@@ -57,16 +57,22 @@ CheckpointWriter::CheckpointWriter(const Checkpoint& source, std::string out_dir
   std::error_code ec;
   fs::create_directories(out.parent_path(), ec);
   require(!ec, out.parent_path().string(), "cannot create directory: " + ec.message());
-  remove_abandoned_temporaries(out_dir_);
+  remove_abandoned_temporaries(out_dir_, OutputForm::Directory);
   temp_dir_ = create_temporary_directory(out_dir_, temp_claim_);
-
-  const TensorStore& store = source.tensors();
-  for (size_t i = 0; i < store.shard_files().size(); ++i) {
-    const SafetensorsFile& shard = store.shard(i);
-    std::vector<SafetensorsWriter::Entry> layout;
-    for (const TensorInfo& info : shard.tensors()) layout.push_back({info.name, info.dtype, info.shape});
-    shards_.push_back(std::make_unique<SafetensorsWriter>((fs::path(temp_dir_) / store.shard_files()[i]).string(),
-                                                          std::move(layout), shard.metadata()));
+  try {
+    const TensorStore& store = source.tensors();
+    for (size_t i = 0; i < store.shard_files().size(); ++i) {
+      const SafetensorsFile& shard = store.shard(i);
+      std::vector<SafetensorsWriter::Entry> layout;
+      for (const TensorInfo& info : shard.tensors()) layout.push_back({info.name, info.dtype, info.shape});
+      shards_.push_back(std::make_unique<SafetensorsWriter>((fs::path(temp_dir_) / store.shard_files()[i]).string(),
+                                                            std::move(layout), shard.metadata()));
+    }
+  } catch (...) {  // no destructor runs for a constructor that throws
+    shards_.clear();
+    std::error_code ignored;
+    fs::remove_all(temp_dir_, ignored);
+    throw;
   }
 }
 
@@ -135,26 +141,7 @@ void CheckpointWriter::commit() {
   copy_side_files();
   for (const auto& [name, contents] : extra_files_) write_whole_file(fs::path(temp_dir_) / name, contents);
 
-  const fs::path out = normalised_path(out_dir_);
-  std::error_code ec;
-  if (fs::exists(out)) {
-    // --force: move the old output aside first so that a failure here never loses both.
-    TemporaryClaim unused;
-    const std::string old = create_temporary_directory(out_dir_, unused);
-    fs::remove(old, ec);
-    fs::rename(out, old, ec);
-    require(!ec, out_dir_, "cannot replace the existing output: " + ec.message());
-    fs::rename(temp_dir_, out, ec);
-    if (ec) {
-      std::error_code restored;
-      fs::rename(old, out, restored);  // the earlier output stays where it was
-      throw_input_error(out_dir_, "cannot move the finished output into place: " + ec.message());
-    }
-    fs::remove_all(old, ec);
-  } else {
-    fs::rename(temp_dir_, out, ec);
-    require(!ec, out_dir_, "cannot move the finished output into place: " + ec.message());
-  }
+  move_into_place(temp_dir_, out_dir_);
   committed_ = true;
   temp_claim_ = TemporaryClaim();  // the directory is the output now, which later writes lock as a folder
 }

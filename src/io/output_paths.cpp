@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -121,6 +123,7 @@ void check_output_file(const std::string& path, const std::vector<std::string>& 
 namespace {
 
 constexpr const char* kTemporaryInfix = ".crepe-tmp-";
+constexpr const char* kSetAsideInfix = ".crepe-old-";
 
 // An exclusive flock on one folder, held while a temporary is created and claimed there, or while
 // the folder's temporaries are judged and removed. Best effort, and never a hang: a folder that
@@ -182,44 +185,112 @@ std::string create_temporary_directory(const std::string& out_dir, TemporaryClai
   return path;
 }
 
-int remove_abandoned_temporaries(const std::string& output) {
+namespace {
+
+// Whether `name` is `prefix` followed by the six letters and digits mkdtemp/mkstemp put in place of
+// XXXXXX: nothing else is ever taken for one of crepe's temporaries.
+bool is_made_from_template(const std::string& name, const std::string& prefix) {
+  if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) return false;
+  return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+}
+
+// An exclusive flock on `path` that nobody else holds (taken and kept open), or -1.
+int take_unclaimed(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+  ::close(fd);
+  return -1;
+}
+
+}  // namespace
+
+int remove_abandoned_temporaries(const std::string& output, OutputForm form) {
   const fs::path out = normalised_path(output);
   const std::string name = out.filename().string();
-  const std::string directory_prefix = "." + name + kTemporaryInfix, file_prefix = name + kTemporaryInfix;
-  FolderLock folder(out.parent_path());
-  std::vector<fs::path> candidates;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(out.parent_path(), ec)) {
-    const std::string entry_name = entry.path().filename().string();
-    const fs::file_status status = entry.symlink_status(ec);
-    if ((entry_name.rfind(directory_prefix, 0) == 0 && fs::is_directory(status)) ||
-        (entry_name.rfind(file_prefix, 0) == 0 && fs::is_regular_file(status))) {
-      candidates.push_back(entry.path());
+  const bool directory = form == OutputForm::Directory;
+  const std::string temporary_prefix = (directory ? "." : "") + name + kTemporaryInfix;
+  const std::string set_aside_prefix = "." + name + kSetAsideInfix;
+  struct Found {
+    fs::path path;
+    int fd;
+    bool set_aside;  // an earlier output moved aside to be replaced, not a temporary
+  };
+  std::vector<Found> found;
+  {
+    // Judged under the folder's lock (a writer claims a new temporary under it), removed after it,
+    // while this process's own claims keep any other cleaner away.
+    FolderLock folder(out.parent_path());
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(out.parent_path(), ec)) {
+      const std::string entry_name = entry.path().filename().string();
+      const fs::file_status status = entry.symlink_status(ec);
+      const bool set_aside = directory && is_made_from_template(entry_name, set_aside_prefix);
+      if (!set_aside && !is_made_from_template(entry_name, temporary_prefix)) continue;
+      if (directory ? !fs::is_directory(status) : !fs::is_regular_file(status)) continue;
+      const int fd = take_unclaimed(entry.path());
+      if (fd >= 0) found.push_back({entry.path(), fd, set_aside});
     }
   }
   int removed = 0;
-  for (const fs::path& candidate : candidates) {
-    const int fd = ::open(candidate.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) continue;
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {  // no live writer claims it
+  std::error_code ec;
+  const bool output_exists = fs::exists(out, ec);
+  for (const Found& f : found) {
+    if (f.set_aside && !output_exists) {
+      // Killed between moving the earlier output aside and moving the new one in: that is all there is of it.
+      spdlog::warn("{} holds the earlier {}, set aside by a crepe run killed while replacing it; move it back to keep it",
+                   f.path.string(), out.string());
+    } else {
       std::error_code removal;
-      fs::remove_all(candidate, removal);
+      fs::remove_all(f.path, removal);
       if (!removal) {
         ++removed;
-        spdlog::warn("removed {}, left behind by a crepe run that was killed", candidate.string());
+        spdlog::warn("removed {}, left behind by a crepe run that was killed", f.path.string());
       }
     }
-    ::close(fd);
+    ::close(f.fd);
   }
   return removed;
 }
 
+void move_into_place(const std::string& temp_dir, const std::string& out_dir) {
+  const fs::path out = normalised_path(out_dir);
+  std::error_code ec;
+  if (!fs::exists(out, ec)) {
+    fs::rename(temp_dir, out, ec);
+    require(!ec, out_dir, "cannot move the finished output into place: " + ec.message());
+    return;
+  }
+  // --force: the earlier output is moved aside first (claimed, so no cleaner takes it meanwhile)
+  // and deleted only once the new one is in place, so that no failure loses both.
+  const int claim_fd = ::open(out.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (claim_fd >= 0) claim(claim_fd);
+  const TemporaryClaim earlier_claim(claim_fd);
+  std::string aside = (out.parent_path() / ("." + out.filename().string() + kSetAsideInfix + "XXXXXX")).string();
+  require(::mkdtemp(aside.data()) != nullptr, out.parent_path().string(),
+          std::string("cannot create a directory here: ") + std::strerror(errno));
+  fs::remove(aside, ec);
+  fs::rename(out, aside, ec);
+  require(!ec, out_dir, "cannot replace the existing output: " + ec.message());
+  fs::rename(temp_dir, out, ec);
+  if (ec) {
+    std::error_code restored;
+    fs::rename(aside, out, restored);  // the earlier output stays where it was
+    throw_input_error(out_dir, "cannot move the finished output into place: " + ec.message());
+  }
+  fs::remove_all(aside, ec);
+}
+
 void write_file_atomically(const std::string& path, const std::string& contents) {
-  std::string temp = path + kTemporaryInfix + "XXXXXX";  // unique: two runs writing one path do not collide
+  // Named as the cleaner names it (resolved: "x/" and "x/." are x), unique: two runs writing one
+  // path do not collide.
+  const fs::path target = resolved(path);
+  std::string temp = target.string() + kTemporaryInfix + "XXXXXX";
   int fd = -1;
   {
-    FolderLock folder(resolved(path).parent_path());
-    fd = ::mkstemp(temp.data());
+    FolderLock folder(target.parent_path());
+    fd = ::mkostemp(temp.data(), O_CLOEXEC);
     require(fd >= 0, path, std::string("cannot write here: ") + std::strerror(errno));
     claim(fd);
   }

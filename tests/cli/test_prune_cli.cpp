@@ -517,10 +517,13 @@ TEST(SearchCli, PerplexityObjectiveReportsWhatPruneThenMeasures) {
   test::TempDir dir;
   const std::string model = test::shared_path("models/stories260k");
   const std::string text = test::shared_path("data/tinystories-val.txt");
+  test::write_file(dir.file("found.json.crepe-tmp-Kill01"), "{\"method\": \"cr");  // a killed search's half-written result
   const auto search = test::run_crepe({"search", "--model", model, "--out", dir.file("found.json"), "--calib-data", text,
                                        "--nsamples", "8", "--seqlen", "64", "--objective", "ppl", "--budget", "4",
                                        "--kernels", "1,3", "--groups", "layer", "--eval-data", text, "--eval-windows", "4", "-q"});
   ASSERT_EQ(search.exit_code, 0) << search.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("found.json.crepe-tmp-Kill01")));
+  EXPECT_NE(search.err.find("removed " + dir.file("found.json.crepe-tmp-Kill01")), std::string::npos) << search.err;
   const auto found = nlohmann::json::parse(test::read_file(dir.file("found.json")));
   const auto record = found.at("_search");
   EXPECT_EQ(record.at("objective"), "ppl");

@@ -36,7 +36,7 @@ TEST(CheckpointWriter, CommitMirrorsTheSourceAndReleasesTheOutput) {
     CheckpointWriter writer(ckpt, out, /*force=*/false);
     EXPECT_EQ(fs::path(writer.temp_dir()).filename().string().rfind(".out.crepe-tmp-", 0), 0u) << writer.temp_dir();
     EXPECT_FALSE(unlocked(writer.temp_dir()));                 // claimed while it is filled
-    EXPECT_EQ(remove_abandoned_temporaries(out), 0);           // so no cleaner takes it
+    EXPECT_EQ(remove_abandoned_temporaries(out, OutputForm::Directory), 0);           // so no cleaner takes it
     EXPECT_FALSE(fs::exists(out));
     writer.commit();
     EXPECT_TRUE(unlocked(out));  // the output is a plain folder again: later writes into it must not wait

@@ -77,7 +77,8 @@ TEST(OutputPaths, OutputFileChecksAndAtomicWrite) {
 }
 
 // A temporary that nobody claims (its writer was killed) is removed by the next writer of the same
-// output; a claimed one, another output's, and names that only look alike are left alone.
+// output; a claimed one, another output's, the other form's, and names that only look alike are
+// left alone.
 TEST(OutputPaths, AbandonedTemporariesAreRemovedAndClaimedOnesKept) {
   TempDir dir;
   const std::string out = dir.file("out");
@@ -86,25 +87,54 @@ TEST(OutputPaths, AbandonedTemporariesAreRemovedAndClaimedOnesKept) {
   test::write_file(dir.file("out.crepe-tmp-dead02"), "{\"half");  // a file output's temporary
   fs::create_directory(dir.file(".other.crepe-tmp-dead03"));      // another output's
   fs::create_directory(dir.file("out.crepe-tmp-folder"));         // a file temporary's name on a directory
-  fs::create_symlink(dir.file("elsewhere"), dir.file(".out.crepe-tmp-link"));
+  fs::create_directory(dir.file(".out.crepe-tmp-backup1"));       // seven characters: not mkdtemp's
+  fs::create_directory(dir.file(".out.crepe-tmp-back.1"));        // not letters and digits
+  fs::create_symlink(dir.file("elsewhere"), dir.file(".out.crepe-tmp-link01"));
   TemporaryClaim claim;
   const std::string live = create_temporary_directory(out, claim);
   EXPECT_EQ(fs::path(live).parent_path(), fs::path(dir.path()));
   EXPECT_EQ(fs::path(live).filename().string().rfind(".out.crepe-tmp-", 0), 0u) << live;
   EXPECT_TRUE(fs::is_empty(live));
 
-  EXPECT_EQ(remove_abandoned_temporaries(out), 2);
+  EXPECT_EQ(remove_abandoned_temporaries(out, OutputForm::Directory), 1);
   EXPECT_FALSE(fs::exists(dir.file(".out.crepe-tmp-dead01")));
-  EXPECT_FALSE(fs::exists(dir.file("out.crepe-tmp-dead02")));
   EXPECT_TRUE(fs::exists(live));  // its writer is alive
-  EXPECT_TRUE(fs::exists(dir.file(".other.crepe-tmp-dead03")));
+  for (const char* kept : {"out.crepe-tmp-dead02", ".other.crepe-tmp-dead03", "out.crepe-tmp-folder",
+                           ".out.crepe-tmp-backup1", ".out.crepe-tmp-back.1"}) {
+    EXPECT_TRUE(fs::exists(dir.file(kept))) << kept;
+  }
+  EXPECT_TRUE(fs::is_symlink(dir.file(".out.crepe-tmp-link01")));
+  EXPECT_EQ(remove_abandoned_temporaries(out, OutputForm::File), 1);  // the file form's own
+  EXPECT_FALSE(fs::exists(dir.file("out.crepe-tmp-dead02")));
   EXPECT_TRUE(fs::exists(dir.file("out.crepe-tmp-folder")));
-  EXPECT_TRUE(fs::is_symlink(dir.file(".out.crepe-tmp-link")));
 
   claim = TemporaryClaim();  // the writer is gone and never cleaned up
-  EXPECT_EQ(remove_abandoned_temporaries(out), 1);
+  EXPECT_EQ(remove_abandoned_temporaries(out, OutputForm::Directory), 1);
   EXPECT_FALSE(fs::exists(live));
-  EXPECT_EQ(remove_abandoned_temporaries(dir.file("never-written")), 0);
+  EXPECT_EQ(remove_abandoned_temporaries(dir.file("never-written"), OutputForm::Directory), 0);
+}
+
+// --force's replacement: the earlier output moves aside and goes only once the new one is in place.
+// One set aside by a run killed in between is all there is of the output while OUT is missing.
+TEST(OutputPaths, MoveIntoPlaceReplacesTheEarlierOutputAndKeepsAnOrphanedOne) {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  fs::create_directory(dir.file("first"));
+  test::write_file(dir.file("first/model.safetensors"), "first");
+  move_into_place(dir.file("first"), out);
+  EXPECT_EQ(test::read_file(out + "/model.safetensors"), "first");
+  fs::create_directory(dir.file("second"));
+  test::write_file(dir.file("second/model.safetensors"), "second");
+  move_into_place(dir.file("second"), out);
+  EXPECT_EQ(test::read_file(out + "/model.safetensors"), "second");
+  for (const auto& entry : fs::directory_iterator(dir.path())) EXPECT_EQ(entry.path().filename(), "out");
+
+  fs::rename(out, dir.file(".out.crepe-old-Ab12Cd"));  // killed between the two renames
+  EXPECT_EQ(remove_abandoned_temporaries(out, OutputForm::Directory), 0);
+  EXPECT_EQ(test::read_file(dir.file(".out.crepe-old-Ab12Cd/model.safetensors")), "second");
+  fs::create_directory(out);  // a later run wrote the output again: the old one is garbage now
+  EXPECT_EQ(remove_abandoned_temporaries(out, OutputForm::Directory), 1);
+  EXPECT_FALSE(fs::exists(dir.file(".out.crepe-old-Ab12Cd")));
 }
 
 TEST(OutputPaths, PartialRunDirectoryMustBeCrepesAndHoldNoInput) {

@@ -58,7 +58,7 @@ class CheckpointWriter {
   const Checkpoint& source_;
   std::string out_dir_;
   std::string temp_dir_;
-  TemporaryClaim temp_claim_;  // held until the writer is gone: the temporary is not abandoned
+  TemporaryClaim temp_claim_;  // held until commit: a live writer's temporary is never taken for abandoned
   bool force_;
   bool committed_ = false;
   std::vector<std::unique_ptr<SafetensorsWriter>> shards_;

@@ -69,8 +69,18 @@ class TemporaryClaim {
 // exist), with the permissions mkdir would give. InputError naming the folder when it cannot be made.
 std::string create_temporary_directory(const std::string& out_dir, TemporaryClaim& claim);
 
-// Removes the temporaries of `output` (a directory or a file) that no live writer claims: those a
-// killed run left behind, each logged. Returns how many.
-int remove_abandoned_temporaries(const std::string& output);
+// Removes the temporaries of `output` that no live writer claims: those a killed run left behind,
+// each logged. Only names crepe makes match (the prefix, then six letters or digits), and only in
+// the form the output has. For a directory, an earlier output that a killed --force run had moved
+// aside (".NAME.crepe-old-XXXXXX") is removed too when NAME exists, and kept with a warning when it
+// does not (it is then all there is of the output). Returns how many were removed. Where flock is
+// local to each machine (some NFS and Lustre mounts), a run on another machine is not seen.
+enum class OutputForm { Directory, File };
+int remove_abandoned_temporaries(const std::string& output, OutputForm form);
+
+// Renames the finished temporary directory `temp_dir` to `out_dir`. An existing `out_dir` (--force)
+// is moved aside first and deleted once the new one is in place; a failure puts it back. InputError
+// naming `out_dir` when a rename fails.
+void move_into_place(const std::string& temp_dir, const std::string& out_dir);
 
 }  // namespace crepe::io
