@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <thread>
 #include <iostream>
 
@@ -149,11 +150,10 @@ int run(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads for tensor work, 1 to 1024 (default: all cores)")
       ->check(CLI::Range(1, 1024));
 
-  Action inspect = add_inspect_command(app);
-  Action eval = add_eval_command(app);
-  Action tokenize = add_tokenize_command(app);
-  Action prune = add_prune_command(app);
-  Action search = add_search_command(app);
+  // Added in the order `crepe --help` lists them (a braced list is evaluated left to right).
+  const std::map<std::string, Action> commands = {{"inspect", add_inspect_command(app)}, {"eval", add_eval_command(app)},
+                                                  {"tokenize", add_tokenize_command(app)}, {"prune", add_prune_command(app)},
+                                                  {"search", add_search_command(app)}};
   require_whole_numbers(app);
   for (int i = 0; i < argc; ++i) command_line() += (i ? " " : "") + std::string(argv[i]);
 
@@ -200,11 +200,8 @@ int run(int argc, char** argv) {
       // (inspect, tokenize) keep the default action and end at once.
       const std::string name = sub->get_name();
       if (name == "eval" || name == "prune" || name == "search") install_interrupt_handler();
-      if (sub->get_name() == "inspect") return with_output_checked(inspect());
-      if (sub->get_name() == "eval") return with_output_checked(eval());
-      if (sub->get_name() == "tokenize") return with_output_checked(tokenize());
-      if (sub->get_name() == "prune") return with_output_checked(prune());
-      if (sub->get_name() == "search") return with_output_checked(search());
+      const auto command = commands.find(name);
+      if (command != commands.end()) return with_output_checked(command->second());
     }
     return 2;
   } catch (const Interrupted&) {

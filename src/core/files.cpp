@@ -1,5 +1,7 @@
 #include "crepe/core/files.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -23,6 +25,15 @@ std::string read_small_file(const std::string& path) {
   text << in.rdbuf();
   require(!in.bad(), path, "cannot be read");
   return text.str();
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  const std::string text = read_small_file(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw_input_error(path, std::string("invalid JSON: ") + e.what());
+  }
 }
 
 }  // namespace crepe

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include "crepe/core/error.hpp"
 #include "crepe/core/files.hpp"
@@ -15,15 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using model::Linear;
-
-nlohmann::json read_json(const std::string& path) {
-  const std::string text = read_small_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw_input_error(path, std::string("invalid JSON: ") + e.what());
-  }
-}
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string text = "[";
@@ -53,7 +43,7 @@ Checkpoint Checkpoint::open(const std::string& dir) {
   ckpt.dir_ = dir;
   const std::string config_path = (fs::path(dir) / "config.json").string();
   require(fs::exists(config_path), dir, "no config.json (is this a Hugging Face model directory?)");
-  ckpt.config_ = model::parse_model_config(read_json(config_path), config_path);
+  ckpt.config_ = model::parse_model_config(read_json_file(config_path), config_path);
   ckpt.store_ = TensorStore::open_dir(dir);
   ckpt.validate_tensors();
   return ckpt;

@@ -3,11 +3,10 @@
 #include "crepe/text/hf_tokenizer.hpp"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/files.hpp"
 #include "hf_tokenizer_internal.hpp"
 
 namespace crepe::text {
@@ -18,19 +17,6 @@ namespace {
 
 std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
 
-json parse_file(const std::string& path) {
-  if (!fs::exists(path)) throw_input_error(path, "no such file");
-  if (!fs::is_regular_file(path)) throw_input_error(path, "is not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_input_error(path, "cannot be read");
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  try {
-    return json::parse(buffer.str());
-  } catch (const json::exception& e) {
-    throw_input_error(path, std::string("invalid JSON (") + e.what() + ")");
-  }
-}
 
 bool flag(const json& spec, const char* key, bool fallback, const std::string& where) {
   if (!spec.contains(key) || spec[key].is_null()) return fallback;
@@ -144,7 +130,7 @@ HfTokenizer::HfTokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HfTokenizer::~HfTokenizer() = default;
 
 std::unique_ptr<HfTokenizer> HfTokenizer::load(const std::string& path, const TokenizerSettings& settings) {
-  const json root = parse_file(path);
+  const json root = read_json_file(path);
   if (!root.is_object()) throw_input_error(path, "expected a JSON object (a Hugging Face tokenizer.json)");
   if (!root.contains("model") || !root["model"].is_object()) throw_input_error(path, "no \"model\" object");
   const json& model = root["model"];

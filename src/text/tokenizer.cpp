@@ -2,7 +2,6 @@
 #include "crepe/text/tokenizer.hpp"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -27,15 +26,6 @@ std::vector<int32_t> Tokenizer::encode_with_specials(const std::string& text, bo
 
 namespace {
 
-json parse_json_file(const std::string& path) {
-  const std::string text = read_small_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw_input_error(path, std::string("invalid JSON (") + e.what() + ")");
-  }
-}
-
 // transformers writes special tokens either as "<s>" or as {"content": "<s>", ...}; null means unset.
 std::string token_content(const json& config, const char* key, const std::string& path) {
   if (!config.contains(key) || config[key].is_null()) return "";
@@ -59,7 +49,7 @@ TokenizerSettings read_tokenizer_config(const std::string& dir) {
   const std::string path = (fs::path(dir) / "tokenizer_config.json").string();
   TokenizerSettings settings;
   if (!fs::exists(path)) return settings;
-  const json config = parse_json_file(path);
+  const json config = read_json_file(path);
   if (!config.is_object()) throw_input_error(path, "expected a JSON object");
   settings.add_bos = add_bos_token(config, path);
   settings.add_bos_set = config.contains("add_bos_token") && !config["add_bos_token"].is_null();
