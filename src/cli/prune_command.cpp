@@ -523,7 +523,7 @@ Action add_prune_command(CLI::App& app) {
     engine::RunnerOptions run = runner_options(o->device);  // checks --device/--dtype first
     const Placement placement = run.placement;
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
-    check_pattern_fits(o->pattern, ckpt);
+    check_pattern_fits(config.mask.pattern, ckpt);
     if (o->check_finite) ckpt.check_finite();
     // The output is checked before any long work, against every input; then the partial run. The
     // writer removes what a killed run left behind (an abandoned temporary output directory).

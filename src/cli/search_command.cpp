@@ -276,8 +276,8 @@ struct SearchSetup {
 // and whether the calibration fits in memory.
 SearchSetup check_request(const SearchOptions& o, const io::Checkpoint& ckpt, const engine::RunnerOptions& run) {
   SearchSetup setup;
-  check_pattern_fits(o.pattern, ckpt);
   setup.mask.pattern = prune::parse_pattern(o.pattern);
+  check_pattern_fits(setup.mask.pattern, ckpt);
   setup.mask.sparsity = setup.mask.pattern.structured() ? static_cast<double>(setup.mask.pattern.n) / setup.mask.pattern.m : o.sparsity;
   require(o.sparsity >= 0 && o.sparsity < 1, "--sparsity", "must be in [0, 1)");
   setup.kernels = parse_kernels(o.kernels);

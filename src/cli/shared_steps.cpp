@@ -30,8 +30,7 @@ void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sp
                       p.str(), p.n, p.m, implied));
 }
 
-void check_pattern_fits(const std::string& pattern, const io::Checkpoint& checkpoint) {
-  const prune::Pattern p = prune::parse_pattern(pattern);
+void check_pattern_fits(const prune::Pattern& p, const io::Checkpoint& checkpoint) {
   if (!p.structured()) return;
   const model::ModelConfig& c = checkpoint.config();
   const std::pair<const char*, int64_t> inputs[] = {

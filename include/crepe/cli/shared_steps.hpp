@@ -6,6 +6,7 @@
 #include <string>
 
 #include "crepe/io/checkpoint.hpp"
+#include "crepe/prune/mask.hpp"
 #include "crepe/text/corpus.hpp"
 #include "crepe/text/tokenizer.hpp"
 
@@ -20,7 +21,7 @@ void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sp
 
 // An N:M pattern must prune something in every layer it is given: rows narrower than a group
 // (--pattern 1:1000 on 64 inputs) would keep every weight, a 0% layer that looks like a result.
-void check_pattern_fits(const std::string& pattern, const io::Checkpoint& checkpoint);
+void check_pattern_fits(const prune::Pattern& pattern, const io::Checkpoint& checkpoint);
 
 // `nsamples` windows of `seqlen` tokens keep their token ids and one hidden state per token (in the
 // compute dtype) for the whole run: refused, naming --nsamples, when that is more than the memory
