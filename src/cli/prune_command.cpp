@@ -451,11 +451,7 @@ void print_summary(const PruneOptions& o, const prune::PruneConfig& config, cons
   }
 }
 
-}  // namespace
-
-Action add_prune_command(CLI::App& app) {
-  auto o = std::make_shared<PruneOptions>();
-  CLI::App* cmd = app.add_subcommand("prune", "Prune every linear layer of every decoder block and write a sparse checkpoint");
+void add_prune_options(CLI::App* cmd, const std::shared_ptr<PruneOptions>& o) {
   cmd->add_option("--model", o->model, "Hugging Face model directory (never written)")->required();
   cmd->add_option("--out", o->out, "output directory (must not exist unless --force)")->required();
   cmd->add_flag("--force", o->force, "replace an existing output directory");
@@ -511,6 +507,42 @@ Action add_prune_command(CLI::App& app) {
                   "hub id (org/name) the output's model card names as base_model (default: told from a Hugging Face "
                   "cache path or config.json's _name_or_path, else none; none: no base_model)");
   add_device_options(*cmd, o->device);
+}
+
+// After the commit: the pruned model's perplexity (the report is completed in place, atomically),
+// then the report on stdout or the summary line.
+int evaluate_and_report(const PruneOptions& o, const prune::PruneConfig& config, const prune::PruneOutcome& outcome,
+                        const std::optional<eval::PerplexityResult>& dense, ordered_json report,
+                        engine::RunnerOptions run, Clock::time_point start) {
+  run.progress_label = "eval (pruned)";
+  std::optional<eval::PerplexityResult> pruned;
+  try {
+    pruned = evaluate(o, o.out, run);
+  } catch (const Interrupted&) {
+    std::fprintf(stderr, "crepe: interrupted during the evaluation; %s is complete (its report has no perplexity).\n",
+                 o.out.c_str());
+    return interrupt_exit_code();
+  }
+  if (dense && pruned) {
+    report["eval"] = {{"data", o.eval_data}, {"dense", perplexity_json(*dense)}, {"pruned", perplexity_json(*pruned)}};
+    report["seconds"]["total"] = since(start);
+    report["peak_rss_mib"] = peak_rss_mib();
+    io::write_file_atomically((std::filesystem::path(o.out) / io::kReportFileName).string(), report.dump(2) + "\n");
+  }
+  if (o.json) {
+    print_json(report.dump(2));
+  } else {
+    print_summary(o, config, outcome, dense, pruned, start);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Action add_prune_command(CLI::App& app) {
+  auto o = std::make_shared<PruneOptions>();
+  CLI::App* cmd = app.add_subcommand("prune", "Prune every linear layer of every decoder block and write a sparse checkpoint");
+  add_prune_options(cmd, o);
 
   return [o, cmd]() {
     if (!o->config.empty()) apply_config_file(*cmd, o->config);
@@ -583,29 +615,7 @@ Action add_prune_command(CLI::App& app) {
     partial.remove();
     spdlog::info("wrote {}", o->out);
 
-    run.progress_label = "eval (pruned)";
-    std::optional<eval::PerplexityResult> pruned;
-    try {
-      pruned = evaluate(*o, o->out, run);
-    } catch (const Interrupted&) {
-      std::fprintf(stderr, "crepe: interrupted during the evaluation; %s is complete (its report has no perplexity).\n",
-                   o->out.c_str());
-      return interrupt_exit_code();
-    }
-    if (dense && pruned) {
-      // The evaluation comes after the commit: the report is completed in place, atomically.
-      report["eval"] = {{"data", o->eval_data}, {"dense", perplexity_json(*dense)}, {"pruned", perplexity_json(*pruned)}};
-      report["seconds"]["total"] = since(start);
-      report["peak_rss_mib"] = peak_rss_mib();
-      io::write_file_atomically((std::filesystem::path(o->out) / io::kReportFileName).string(), report.dump(2) + "\n");
-    }
-
-    if (o->json) {
-      print_json(report.dump(2));
-    } else {
-      print_summary(*o, config, outcome, dense, pruned, start);
-    }
-    return 0;
+    return evaluate_and_report(*o, config, outcome, dense, std::move(report), run, start);
   };
 }
 

@@ -14,6 +14,7 @@
 #include <initializer_list>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include "crepe/cli/commands.hpp"
 #include "crepe/cli/shared_steps.hpp"
@@ -390,11 +391,7 @@ search::PhoOptions pho_options(const SearchOptions& o, const SearchSetup& setup,
   return pho;
 }
 
-}  // namespace
-
-Action add_search_command(CLI::App& app) {
-  auto o = std::make_shared<SearchOptions>();
-  CLI::App* cmd = app.add_subcommand("search", "PHO: search CRePE's hyperparameters with CMA-ES against a cheap proxy");
+void add_search_options(CLI::App* cmd, const std::shared_ptr<SearchOptions>& o) {
   cmd->add_option("--model", o->model, "Hugging Face model directory")->required();
   cmd->add_option("--out", o->out, "where to write the found configuration (a --config file for crepe prune)")->required();
   cmd->add_option("--sparsity", o->sparsity, "target sparsity (unstructured)")->capture_default_str();
@@ -440,6 +437,53 @@ Action add_search_command(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "continue from OUT.trace.json");
   cmd->add_flag("--json", o->json, "print the result as one JSON document on stdout");
   add_device_options(*cmd, o->device);
+}
+
+// PHO against a proxy: fills `out` with the configuration found and returns nothing, or returns the
+// exit code where the command ends here instead (a --correlate measurement, an interruption).
+std::optional<int> search_by_proxy(const SearchOptions& o, SearchSetup& setup, const io::Checkpoint& ckpt,
+                                   const at::Tensor& calib, const text::Tokenizer& tokenizer,
+                                   const engine::RunnerOptions& run, ordered_json& out) {
+  const bool correlating = o.correlate > 0 || !o.correlate_from.empty();
+  const search::SearchStats stats = statistics(o, ckpt, calib, proxy_subsample(o, tokenizer, calib, setup.seqlen),
+                                               setup.blocks, run, setup.seqlen, correlating || o.proxy == "recon");
+  const search::Proxy proxy = resolve_proxy(o.proxy, stats, ckpt.num_layers());
+  const bool network = correlating || search::runs_network(proxy);
+  setup.holding = search::resolve_weight_holding(setup.holding, ckpt, stats, run, network, setup.device_free);
+  const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, network, setup.holding);
+  if (correlating) return measure_correlation(o, setup, ckpt, calib, tokenizer, inputs, run);
+  const search::PhoOptions pho = pho_options(o, setup, ckpt, proxy);
+  std::string why;
+  const bool usable = search::available(pho.proxy, inputs, &why);  // fills `why` before the message is built
+  require(usable, "--proxy", std::string(search::proxy_name(pho.proxy)) + " " + why);
+  search::SearchResult result;
+  try {
+    result = search::pho_search(inputs, setup.mask, pho);
+  } catch (const Interrupted&) {
+    if (trace_records(pho.trace_path, pho.request)) {
+      std::fprintf(stderr, "crepe: interrupted; the finished evaluations are in %s. Run the same command with --resume "
+                           "to continue.\n", pho.trace_path.c_str());
+    } else {
+      std::fprintf(stderr, "crepe: interrupted before the anchors were evaluated; nothing was saved.\n");
+    }
+    return interrupt_exit_code();
+  }
+  add_found_configuration(out, result.best, setup.mask);
+  out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", pho.maximize ? "maximize" : "minimize"},
+                    {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
+                    {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
+                    {"seconds_to_best", result.seconds_to_best}, {"anchors", result.anchors},
+                    {"per_kernel_and_group", result.summary}, {"blocks", setup.blocks},
+                    {"weights", search::weight_holding_name(setup.holding)}};
+  return std::nullopt;
+}
+
+}  // namespace
+
+Action add_search_command(CLI::App& app) {
+  auto o = std::make_shared<SearchOptions>();
+  CLI::App* cmd = app.add_subcommand("search", "PHO: search CRePE's hyperparameters with CMA-ES against a cheap proxy");
+  add_search_options(cmd, o);
 
   return [o, cmd]() {
     c10::InferenceMode inference;
@@ -460,38 +504,8 @@ Action add_search_command(CLI::App& app) {
 
     if (o->objective == "ppl") {
       search_by_perplexity(*o, setup, ckpt, calib, *tokenizer, run, out);
-    } else {
-      const bool correlating = o->correlate > 0 || !o->correlate_from.empty();
-      const search::SearchStats stats = statistics(*o, ckpt, calib, proxy_subsample(*o, *tokenizer, calib, setup.seqlen),
-                                                   setup.blocks, run, setup.seqlen, correlating || o->proxy == "recon");
-      const search::Proxy proxy = resolve_proxy(o->proxy, stats, ckpt.num_layers());
-      const bool network = correlating || search::runs_network(proxy);
-      setup.holding = search::resolve_weight_holding(setup.holding, ckpt, stats, run, network, setup.device_free);
-      const search::ProxyInputs inputs = search::proxy_inputs(ckpt, stats, run, network, setup.holding);
-      if (correlating) return measure_correlation(*o, setup, ckpt, calib, *tokenizer, inputs, run);
-      const search::PhoOptions pho = pho_options(*o, setup, ckpt, proxy);
-      std::string why;
-      const bool usable = search::available(pho.proxy, inputs, &why);  // fills `why` before the message is built
-      require(usable, "--proxy", std::string(search::proxy_name(pho.proxy)) + " " + why);
-      search::SearchResult result;
-      try {
-        result = search::pho_search(inputs, setup.mask, pho);
-      } catch (const Interrupted&) {
-        if (trace_records(pho.trace_path, pho.request)) {
-          std::fprintf(stderr, "crepe: interrupted; the finished evaluations are in %s. Run the same command with --resume "
-                               "to continue.\n", pho.trace_path.c_str());
-        } else {
-          std::fprintf(stderr, "crepe: interrupted before the anchors were evaluated; nothing was saved.\n");
-        }
-        return interrupt_exit_code();
-      }
-      add_found_configuration(out, result.best, setup.mask);
-      out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", pho.maximize ? "maximize" : "minimize"},
-                        {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
-                        {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
-                        {"seconds_to_best", result.seconds_to_best}, {"anchors", result.anchors},
-                        {"per_kernel_and_group", result.summary}, {"blocks", setup.blocks},
-                        {"weights", search::weight_holding_name(setup.holding)}};
+    } else if (const std::optional<int> ended = search_by_proxy(*o, setup, ckpt, calib, *tokenizer, run, out)) {
+      return *ended;
     }
     // The calibration the configuration was found with, as crepe prune's own options: prune --config
     // calibrates the same way unless its command line says otherwise.
