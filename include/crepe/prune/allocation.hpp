@@ -41,7 +41,8 @@
 //   F(x) = 1 - (x / x_min)^(1 - alpha), both one-sided gaps at every sample:
 //   KS = max_k max(F(x_(k)) - k/n, (k+1)/n - F(x_(k))). The x_min with the smallest KS wins (ties:
 //   the smaller x_min).
-// fit_power_law_near_peak (AlphaPruning's `xmin_peak`, the setting of its published runs)
+// fit_power_law_near_peak (AlphaPruning's `xmin_peak`, the setting of its published runs, with the
+//   window its code means to use: see below)
 //   The same, with x_min restricted to [0.95 p, 1.5 p], p = spectrum_peak: the lower edge of the
 //   fullest of 100 equal bins of log10 x over [min, max]. Unrestricted, the KS search on a spectrum
 //   of a few hundred eigenvalues often settles on a short, noisy far tail. (AlphaPruning's code
