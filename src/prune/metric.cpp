@@ -80,8 +80,8 @@ CrepeParams ria_params(double act_power) {
 }
 
 void validate(const CrepeParams& p) {
-  require(p.kernel_size >= 1 && p.kernel_size % 2 == 1, "--kernel-size",
-          "must be an odd positive integer, got " + std::to_string(p.kernel_size));
+  require(p.kernel_size >= 1 && p.kernel_size % 2 == 1 && p.kernel_size <= kMaxKernelSize, "--kernel-size",
+          "must be an odd integer from 1 to " + std::to_string(kMaxKernelSize) + ", got " + std::to_string(p.kernel_size));
   for (const auto& [option, value] : {std::pair<const char*, double>{"--alpha", p.alpha}, {"--beta", p.beta}, {"--gamma", p.gamma}}) {
     require(std::isfinite(value) && value >= 0, option, "must be a finite number >= 0, got " + number_text(value));
   }
@@ -215,10 +215,22 @@ at::Tensor crepe_score_fused_cpu(const ScoreTerms& t, const CrepeParams& p) {
   return out;
 }
 
+// The coefficients scaled so that the largest is 1 (see metric.hpp).
+CrepeParams unit_scaled(CrepeParams p) {
+  const double largest = std::max({p.alpha, p.beta, p.gamma});
+  if (largest > 0 && largest != 1.0) {
+    p.alpha /= largest;
+    p.beta /= largest;
+    p.gamma /= largest;
+  }
+  return p;
+}
+
 }  // namespace
 
-at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& p, ScoreKernel kernel,
+at::Tensor crepe_score(const at::Tensor& weight, const at::Tensor& act_norm, const CrepeParams& params, ScoreKernel kernel,
                        int64_t rows_per_slab) {
+  const CrepeParams p = unit_scaled(params);
   const ScoreTerms terms = score_terms(weight, act_norm, p);
   const bool fused = kernel == ScoreKernel::Fused || (kernel == ScoreKernel::Auto && terms.A.device().is_cpu());
   TORCH_CHECK(!fused || terms.A.device().is_cpu(), "the fused CRePE kernel runs on the CPU only");

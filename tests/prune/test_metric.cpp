@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -51,7 +52,8 @@ double crepe_reference(const Fixture& f, int64_t i, int64_t j, const CrepeParams
   const double a = std::abs(f.W[i][j].item<double>());
   double relative = p.alpha * a / row_sum(f.W, i) + p.beta * a / col_sum(f.W, j);
   if (p.gamma != 0) relative += p.gamma * a / window_sum(f.W, i, j, p.kernel_size);
-  return relative * std::pow(f.act_norm[j].item<double>(), p.act_power);
+  // crepe_score divides by the largest coefficient (metric.hpp): the same ranking, within float32.
+  return relative * std::pow(f.act_norm[j].item<double>(), p.act_power) / std::max({p.alpha, p.beta, p.gamma});
 }
 
 void expect_close_everywhere(const at::Tensor& got, const std::function<double(int64_t, int64_t)>& expected) {
@@ -92,6 +94,28 @@ TEST(Metric, CrepeMatchesTheFormulaForSeveralKernels) {
     for (ScoreKernel kernel : {ScoreKernel::Fused, ScoreKernel::TensorOps}) {
       expect_close_everywhere(crepe_score(f.W, f.act_norm, p, kernel),
                               [&](int64_t i, int64_t j) { return crepe_reference(f, i, j, p); });
+    }
+  }
+}
+
+TEST(Metric, CoefficientsGiveTheSameScoresAtAnyScale) {
+  // Only the coefficients' ratios matter: 1e39 would overflow float32 and 1e-45 is a denormal, but
+  // scaled by their largest the scores are those of the same ratios at scale 1.
+  const Fixture f = random_layer(17, 23, 8);
+  CrepeParams p;
+  p.alpha = 0.7;
+  p.beta = 1.3;
+  p.gamma = 0.4;
+  for (ScoreKernel kernel : {ScoreKernel::Fused, ScoreKernel::TensorOps}) {
+    const at::Tensor unit = crepe_score(f.W, f.act_norm, p, kernel);
+    for (double scale : {1e39, 1e300, 1e-45, 1e-300}) {
+      CrepeParams scaled = p;
+      scaled.alpha *= scale;
+      scaled.beta *= scale;
+      scaled.gamma *= scale;
+      const at::Tensor got = crepe_score(f.W, f.act_norm, scaled, kernel);
+      ASSERT_TRUE(at::isfinite(got).all().item<bool>()) << "scale " << scale;
+      EXPECT_TRUE(at::allclose(got, unit, 1e-6, 0)) << "scale " << scale << " max diff " << (got - unit).abs().max().item<double>();
     }
   }
 }

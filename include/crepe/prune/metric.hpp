@@ -12,6 +12,10 @@
 // window_k(i,j) is the k x k window centred on (i, j), clipped at the border (sums over the cells
 // that exist). ria is crepe with alpha = beta = 1, gamma = 0, computed by the same code, so the two
 // agree bit for bit. A ratio whose denominator is zero (an all-zero row, column or window) is 0.
+// crepe's scores are the formula's divided by max(alpha, beta, gamma): masks depend only on the
+// coefficients' ratios, and so scaled the terms stay within float32's range whatever the scale the
+// coefficients are given in (1e39 overflows it; 1e-45 is a denormal). RIA's 1, 1, 0 and crepe's
+// defaults have a largest coefficient of 1: their scores are the formula's exactly.
 #include <ATen/core/Tensor.h>
 
 #include <string>
@@ -24,6 +28,10 @@ enum class Metric { Magnitude, Wanda, RI, RIA, Crepe, SparseGPT };
 Metric parse_metric(const std::string& name, const std::string& option = "--method");
 const char* metric_name(Metric metric);
 bool needs_activations(Metric metric);  // every metric but magnitude and ri
+
+// The largest window: past twice a matrix's width every window is the whole matrix, and no model's
+// matrices come near 2^19 (a bound that a value CLI11 saturated at INT64_MAX cannot pass).
+inline constexpr int64_t kMaxKernelSize = (int64_t{1} << 20) - 1;
 
 struct CrepeParams {
   int64_t kernel_size = 3;  // k, odd
