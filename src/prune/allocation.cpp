@@ -8,21 +8,15 @@
 #include <iterator>
 #include <limits>
 #include <numeric>
-#include <sstream>
 
 #include "crepe/core/error.hpp"
+#include "crepe/core/parse.hpp"
 
 namespace crepe::prune {
 namespace {
 
-std::string number(double value) {
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
-
 void check_target(double target) {
-  require(std::isfinite(target) && target >= 0 && target < 1, "--sparsity", "must be in [0, 1), got " + number(target));
+  require(std::isfinite(target) && target >= 0 && target < 1, "--sparsity", "must be in [0, 1), got " + number_text(target));
 }
 
 // One weight per block: the parameter counts, or 1 each when none are given.
@@ -82,13 +76,23 @@ const char* allocation_name(Allocation allocation) {
   return "";
 }
 
+namespace {
+
+// OWL's lambda and DLP's alpha spread the block densities over a range of twice their value around
+// 1 - S: at 0.5 that range already spans all of [0, 1], and beyond it the spread is only clamping.
+void check_spread(double value, const char* option) {
+  require(std::isfinite(value) && value >= 0 && value <= 0.5, option,
+          "must be in [0, 0.5] (the densities spread over twice it: 0.5 spans all of [0, 1]), got " + number_text(value));
+}
+
+}  // namespace
+
 void validate(const AllocationParams& p) {
-  require(std::isfinite(p.owl_m) && p.owl_m > 0, "--owl-m", "must be a finite number > 0, got " + number(p.owl_m));
-  require(std::isfinite(p.owl_lambda) && p.owl_lambda >= 0, "--owl-lambda",
-          "must be a finite number >= 0, got " + number(p.owl_lambda));
+  require(std::isfinite(p.owl_m) && p.owl_m > 0, "--owl-m", "must be a finite number > 0, got " + number_text(p.owl_m));
+  check_spread(p.owl_lambda, "--owl-lambda");
   require(std::isfinite(p.alpha_eps) && p.alpha_eps >= 0 && p.alpha_eps < 1, "--alpha-eps",
-          "must be in [0, 1), got " + number(p.alpha_eps));
-  require(std::isfinite(p.dlp_alpha) && p.dlp_alpha >= 0, "--dlp-alpha", "must be a finite number >= 0, got " + number(p.dlp_alpha));
+          "must be in [0, 1), got " + number_text(p.alpha_eps));
+  check_spread(p.dlp_alpha, "--dlp-alpha");
 }
 
 double mean_sparsity(const std::vector<double>& sparsities, const std::vector<int64_t>& block_params) {
@@ -155,7 +159,7 @@ std::vector<double> match_mean_sparsity(const std::vector<double>& sparsities, d
 namespace {
 
 void check_owl_m(double m) {
-  require(std::isfinite(m) && m > 0, "--owl-m", "must be a finite number > 0, got " + number(m));
+  require(std::isfinite(m) && m > 0, "--owl-m", "must be a finite number > 0, got " + number_text(m));
 }
 
 // Float32 or float64 view of a score matrix, and its sum in float64.
@@ -197,7 +201,7 @@ double block_outlier_ratio(const std::vector<at::Tensor>& layer_scores, double m
 std::vector<double> owl_sparsities(const std::vector<double>& outlier_ratios, double target, double lambda,
                                    const std::vector<int64_t>& block_params) {
   check_target(target);
-  require(std::isfinite(lambda) && lambda >= 0, "--owl-lambda", "must be a finite number >= 0, got " + number(lambda));
+  check_spread(lambda, "--owl-lambda");
   check_finite(outlier_ratios, "outlier ratio");
   if (outlier_ratios.empty()) return {};
   const std::vector<double> d = centred_densities(outlier_ratios, target, 2.0 * lambda);
@@ -348,12 +352,41 @@ at::Tensor esd_eigenvalues(const at::Tensor& weight) {
   return at::linalg_eigvalsh(gram).to(at::kCPU, at::kDouble);  // ascending
 }
 
-double esd_alpha(const at::Tensor& weight) { return fit_power_law_near_peak(esd_eigenvalues(weight)).alpha; }
+std::optional<double> esd_alpha(const at::Tensor& weight) {
+  const at::Tensor eigenvalues = esd_eigenvalues(weight);
+  const std::vector<double> x = positive_sorted(eigenvalues);
+  if (x.size() < 2 || x.front() == x.back()) return std::nullopt;
+  return fit_power_law_near_peak(eigenvalues).alpha;
+}
+
+std::vector<double> block_alphas(const std::vector<std::vector<std::optional<double>>>& layer_alphas) {
+  std::vector<std::optional<double>> block(layer_alphas.size());
+  double fitted_sum = 0;
+  int64_t fitted_blocks = 0;
+  for (size_t b = 0; b < layer_alphas.size(); ++b) {
+    double sum = 0;
+    int64_t count = 0;
+    for (const std::optional<double>& alpha : layer_alphas[b]) {
+      if (alpha) {
+        sum += *alpha;
+        ++count;
+      }
+    }
+    if (count == 0) continue;
+    block[b] = sum / static_cast<double>(count);
+    fitted_sum += *block[b];
+    ++fitted_blocks;
+  }
+  const double neutral = fitted_blocks > 0 ? fitted_sum / static_cast<double>(fitted_blocks) : 1.0;
+  std::vector<double> out(block.size());
+  for (size_t b = 0; b < block.size(); ++b) out[b] = block[b].value_or(neutral);
+  return out;
+}
 
 std::vector<double> alpha_sparsities(const std::vector<double>& block_alpha, const std::vector<int64_t>& block_params,
                                      double target, double eps) {
   check_target(target);
-  require(std::isfinite(eps) && eps >= 0 && eps < 1, "--alpha-eps", "must be in [0, 1), got " + number(eps));
+  require(std::isfinite(eps) && eps >= 0 && eps < 1, "--alpha-eps", "must be in [0, 1), got " + number_text(eps));
   check_finite(block_alpha, "alpha");
   const size_t blocks = block_alpha.size();
   if (blocks == 0) return {};
@@ -393,7 +426,7 @@ double block_mean_score(const std::vector<at::Tensor>& layer_scores) {
 std::vector<double> dlp_sparsities(const std::vector<double>& block_scores, double target, double alpha,
                                    const std::vector<int64_t>& block_params) {
   check_target(target);
-  require(std::isfinite(alpha) && alpha >= 0, "--dlp-alpha", "must be a finite number >= 0, got " + number(alpha));
+  check_spread(alpha, "--dlp-alpha");
   check_finite(block_scores, "score");
   if (block_scores.empty()) return {};
   for (size_t b = 0; b < block_scores.size(); ++b)

@@ -2,10 +2,14 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <spdlog/spdlog.h>
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "crepe/core/error.hpp"
 #include "crepe/core/parse.hpp"
@@ -209,17 +213,22 @@ std::vector<double> allocate_block_sparsity(const engine::BlockRunner& runner, c
   if (config.allocation == Allocation::Alpha) {
     // Heavy-tail exponents of the weights' spectra: no activations involved.
     at::Tensor no_states;
+    std::vector<std::vector<std::optional<double>>> layer_alphas;
     runner.for_each_block(no_states, [&](int64_t b, model::BlockWeights& weights, at::Tensor&) {
-      double alpha_sum = 0;
+      std::vector<std::optional<double>>& alphas = layer_alphas.emplace_back();
       for (model::Linear linear : model::kLinears) {
+        const std::string name = io::Checkpoint::linear_weight_name(b, linear);
         const at::Tensor weight = stored_linear(checkpoint, b, linear, weights);
-        require_finite_weight(weight, checkpoint.dir(), io::Checkpoint::linear_weight_name(b, linear));
-        alpha_sum += esd_alpha(weight);
+        require_finite_weight(weight, checkpoint.dir(), name);
+        alphas.push_back(esd_alpha(weight));
+        if (!alphas.back()) {
+          spdlog::warn("{}: its spectrum has no tail to fit (all zero, or all singular values equal); block {}'s "
+                       "AlphaPruning exponent leaves it out", name, b);
+        }
       }
-      block_statistic.push_back(alpha_sum / model::kLinearCount);
       block_params.push_back(block_parameters(weights));
     });
-    return alpha_sparsities(block_statistic, block_params, target, params.alpha_eps);
+    return alpha_sparsities(block_alphas(layer_alphas), block_params, target, params.alpha_eps);
   }
   // OWL and DLP: one dense pass, statistics of every block's inputs.
   at::Tensor states = runner.embed(calibration_ids);

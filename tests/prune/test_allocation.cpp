@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -200,7 +201,7 @@ TEST(Allocation, WeightedMeanIsExactForEveryMethod) {
     const double target = 0.95 * uniform(rng);
     // Large spreads too, so that some blocks hit 0 or the cap.
     const double lambda = trial % 3 == 0 ? 0.5 : 0.08, eps = trial % 3 == 0 ? 0.9 : 0.3;
-    const double dlp = trial % 3 == 0 ? 0.6 : 0.15;
+    const double dlp = trial % 3 == 0 ? 0.5 : 0.15;
     for (const std::vector<double>& s : {owl_sparsities(d, target, lambda, params),
                                          alpha_sparsities(alpha, params, target, eps),
                                          dlp_sparsities(u, target, dlp, params)}) {
@@ -350,7 +351,30 @@ TEST(Allocation, EsdEigenvaluesAndAlpha) {
   // heavy-tailed spectrum: smaller alpha.
   const at::Tensor gaussian = at::randn({256, 512});
   const at::Tensor cauchy = at::randn({256, 512}) / at::randn({256, 512}).abs().clamp_min(1e-3);
-  EXPECT_LT(esd_alpha(cauchy), esd_alpha(gaussian));
+  EXPECT_LT(esd_alpha(cauchy).value(), esd_alpha(gaussian).value());
+}
+
+TEST(AlphaPruning, ASpectrumWithNoTailHasNoExponent) {
+  // All zero: no positive eigenvalue. Orthogonal rows of one length: every singular value equal.
+  EXPECT_FALSE(esd_alpha(at::zeros({16, 24})).has_value());
+  EXPECT_FALSE(esd_alpha(at::eye(8, at::kDouble) * 3).has_value());
+  EXPECT_FALSE(esd_alpha(at::ones({1, 5})).has_value());  // one singular value
+  EXPECT_TRUE(esd_alpha(at::randn({16, 24})).has_value());
+}
+
+TEST(AlphaPruning, BlocksWithoutAnExponentTakeTheOthersMean) {
+  using Alphas = std::vector<std::vector<std::optional<double>>>;
+  // The fitted layers' mean per block; a block with none fitted takes the mean of the others.
+  const std::vector<double> got = block_alphas(Alphas{{2.0, std::nullopt, 4.0}, {std::nullopt, std::nullopt}, {6.0}});
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_DOUBLE_EQ(got[0], 3.0);
+  EXPECT_DOUBLE_EQ(got[1], 4.5);
+  EXPECT_DOUBLE_EQ(got[2], 6.0);
+  // None fitted anywhere: equal exponents, hence uniform sparsity.
+  EXPECT_EQ(block_alphas(Alphas{{std::nullopt}, {std::nullopt}}), (std::vector<double>{1.0, 1.0}));
+  const std::vector<double> s = alpha_sparsities(block_alphas(Alphas{{std::nullopt}, {std::nullopt}}), {10, 10}, 0.5, 0.3);
+  EXPECT_DOUBLE_EQ(s[0], 0.5);
+  EXPECT_DOUBLE_EQ(s[1], 0.5);
 }
 
 }  // namespace

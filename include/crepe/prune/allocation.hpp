@@ -54,6 +54,7 @@
 
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <vector>
 
 namespace crepe::prune {
@@ -127,7 +128,13 @@ PowerLawFit fit_power_law_at(const at::Tensor& values, double xmin);
 // eigenvalues of the smaller Gram matrix (W W^T or W^T W) in float64; ascending, float64 on the
 // CPU. Rounding can leave the smallest ones slightly negative: the fit ignores those.
 at::Tensor esd_eigenvalues(const at::Tensor& weight);
-double esd_alpha(const at::Tensor& weight);  // fit_power_law_near_peak(esd_eigenvalues(weight)).alpha
+// fit_power_law_near_peak(esd_eigenvalues(weight)).alpha; nothing where the spectrum has fewer than
+// two distinct positive eigenvalues (an all-zero matrix, or all singular values equal): no tail.
+std::optional<double> esd_alpha(const at::Tensor& weight);
+// alpha_b from each block's layer exponents: the mean of those fitted; a block with none fitted
+// takes the mean of the other blocks' (so about the target sparsity); with none fitted anywhere,
+// every block gets 1 (uniform sparsity).
+std::vector<double> block_alphas(const std::vector<std::vector<std::optional<double>>>& layer_alphas);
 
 std::vector<double> alpha_sparsities(const std::vector<double>& block_alpha, const std::vector<int64_t>& block_params,
                                      double target, double eps);
