@@ -2,9 +2,11 @@
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "crepe/core/error.hpp"
 #include "crepe/core/files.hpp"
@@ -89,6 +91,27 @@ std::vector<std::string> Checkpoint::block_tensor_names(int64_t block) const {
   return names;
 }
 
+// A tensor inside a block that the architecture has no place for (a q_norm, an extra projection, a
+// block numbered "00") is not used, as transformers does not use it; copied unchanged. Said, since a
+// checkpoint carrying one may not be the architecture its config.json names. Older LLaMA exports'
+// rotary_emb.inv_freq buffers are recomputed everywhere and pass silently.
+void Checkpoint::warn_about_unknown_block_tensors() const {
+  std::set<std::string> known;
+  for (int64_t b = 0; b < config_.num_layers; ++b) {
+    for (std::string& name : block_tensor_names(b)) known.insert(std::move(name));
+  }
+  std::vector<std::string> unknown;
+  const std::string inv_freq = ".self_attn.rotary_emb.inv_freq";
+  for (const std::string& name : store_.names()) {
+    if (name.rfind("model.layers.", 0) != 0 || known.count(name) != 0) continue;
+    if (name.size() > inv_freq.size() && name.compare(name.size() - inv_freq.size(), inv_freq.size(), inv_freq) == 0) continue;
+    unknown.push_back(name);
+  }
+  if (unknown.empty()) return;
+  spdlog::warn("{}: {} tensor(s) in the blocks have no place in {} ('{}'{}): not used, and copied unchanged", dir_,
+               unknown.size(), config_.architecture, unknown.front(), unknown.size() > 1 ? ", ..." : "");
+}
+
 void Checkpoint::validate_tensors() const {
   const auto& c = config_;
   auto expect = [&](const std::string& name, const std::vector<int64_t>& shape) {
@@ -116,6 +139,7 @@ void Checkpoint::validate_tensors() const {
               "tensor '" + name + "' is a bias that config.json does not declare (attention_bias / mlp_bias)");
     }
   }
+  warn_about_unknown_block_tensors();
   for (int64_t b = 0; b < c.num_layers; ++b) {
     expect(block_prefix(b) + "input_layernorm.weight", {c.hidden_size});
     expect(block_prefix(b) + "post_attention_layernorm.weight", {c.hidden_size});

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <system_error>
 #include <vector>
 
@@ -24,6 +25,10 @@ namespace crepe::io {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr const char* kTemporaryInfix = ".crepe-tmp-";
+constexpr const char* kSetAsideInfix = ".crepe-old-";
+constexpr size_t kUniqueSuffix = 6;  // mkdtemp's and mkostemp's XXXXXX
 
 fs::path resolved(const std::string& path) {
   std::error_code ec;
@@ -43,6 +48,38 @@ fs::path existing_ancestor(const fs::path& path) {
   return {};
 }
 
+// A file of the input folder `dir` that is, through links, a file inside `out` (a Hugging Face
+// snapshot is all links; so is a folder of links to an earlier output), or nothing. A folder holding
+// more than kMaxEntries files is not a checkpoint: only that many are looked at.
+std::optional<fs::path> file_leading_into(const std::string& dir, const std::string& out) {
+  constexpr int kMaxEntries = 100000;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return std::nullopt;
+  int seen = 0;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+       !ec && it != end && seen < kMaxEntries; it.increment(ec), ++seen) {
+    if (fs::is_symlink(it->symlink_status(ec)) && path_is_inside(it->path().string(), out)) return it->path();
+  }
+  return std::nullopt;
+}
+
+// The names crepe writes beside an output are longer than its own (a directory's ".OUT.crepe-tmp-
+// XXXXXX", a file's "OUT.crepe-tmp-XXXXXX"): refused up front, rather than failing with an
+// obscure error once the work is done, when they would not fit the file system's name length.
+void check_name_room(const std::string& shown, const fs::path& out, size_t added) {
+  const std::string name = out.filename().string();
+  long name_max = 255;
+  const fs::path folder = existing_ancestor(out);
+  if (!folder.empty()) {
+    const long asked = ::pathconf(folder.c_str(), _PC_NAME_MAX);
+    if (asked > 0) name_max = asked;
+  }
+  require(name.size() + added <= static_cast<size_t>(name_max), shown,
+          "its name is " + std::to_string(name.size()) + " bytes long; crepe writes beside it under names " +
+              std::to_string(added) + " bytes longer, and this file system allows " + std::to_string(name_max) +
+              ": choose a shorter name");
+}
+
 void check_not_an_input(const std::string& out, const std::vector<std::string>& inputs, bool may_contain) {
   for (const std::string& input : inputs) {
     if (input.empty()) continue;
@@ -50,6 +87,10 @@ void check_not_an_input(const std::string& out, const std::vector<std::string>& 
     if (may_contain) continue;
     require(!path_is_inside(input, out), out,
             "contains the input " + input + ": replacing it would delete that input; choose another output");
+    if (const std::optional<fs::path> link = file_leading_into(input, out)) {
+      throw_input_error(out, "holds what " + link->string() + " (of the input " + input +
+                                 ") links to: replacing it would delete that input; choose another output");
+    }
   }
 }
 
@@ -76,6 +117,7 @@ void check_output_directory(const std::string& out_dir, const std::vector<std::s
           "is a symbolic link that leads nowhere (dangling, or a loop); remove it or choose another output");
   const fs::path out = resolved(out_dir);
   require(out.has_parent_path() && out != out.root_path(), out_dir, "cannot be the root directory");
+  check_name_room(out_dir, out, 1 + std::strlen(kTemporaryInfix) + kUniqueSuffix);  // the set-aside's is as long
   check_not_an_input(out_dir, inputs, /*may_contain=*/false);
   require(!path_is_inside(fs::current_path().string(), out.string()), out_dir,
           "is or contains the current directory, which crepe would replace as a whole; choose another output");
@@ -107,6 +149,7 @@ void check_output_file(const std::string& path, const std::vector<std::string>& 
                        const std::function<bool(const std::string&)>& replaceable, const std::string& kind) {
   require(!path.empty(), "--out", "must name an output file");
   const fs::path out = resolved(path);
+  check_name_room(path, out, std::strlen(kTemporaryInfix) + kUniqueSuffix);
   check_not_an_input(path, inputs, /*may_contain=*/true);
   std::error_code ec;
   const fs::file_status status = fs::symlink_status(path, ec);
@@ -121,9 +164,6 @@ void check_output_file(const std::string& path, const std::vector<std::string>& 
 }
 
 namespace {
-
-constexpr const char* kTemporaryInfix = ".crepe-tmp-";
-constexpr const char* kSetAsideInfix = ".crepe-old-";
 
 // An exclusive flock on one folder, held while a temporary is created and claimed there, or while
 // the folder's temporaries are judged and removed. Best effort, and never a hang: a folder that

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <ATen/ops/empty.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -200,17 +201,31 @@ void sort_by_offset(std::vector<TensorInfo>& tensors, const std::map<std::string
   });
 }
 
-// Expects tensors sorted by offset. Gaps between tensors are tolerated (they waste space but cannot
-// corrupt a tensor); shared bytes are not. Zero-size tensors occupy no bytes and overlap nothing.
-void check_no_overlap(const std::string& path, const std::vector<TensorInfo>& tensors) {
+// Expects tensors sorted by offset. As the safetensors library validates a file: the tensors tile
+// the data section exactly, each beginning where the one before ends and the last ending at the end
+// of the file. Shared bytes would corrupt a tensor; gaps and bytes after the last tensor are what a
+// damaged file has, and the library (so transformers and vLLM) refuses them.
+void check_tiling(const std::string& path, const std::vector<TensorInfo>& tensors, uint64_t data_size) {
   const TensorInfo* previous = nullptr;
+  uint64_t end = 0;
   for (const TensorInfo& info : tensors) {
-    if (info.nbytes() == 0) continue;
-    if (previous && info.begin < previous->end)
+    if (previous && info.begin < end)
       throw_input_error(path, "tensors " + in_quotes(previous->name) + " and " + in_quotes(info.name) +
                                   " overlap in the data section");
+    if (info.begin > end) {
+      throw_input_error(path, "tensor " + in_quotes(info.name) + " begins at byte " + std::to_string(info.begin) +
+                                  " of the data section, leaving " + std::to_string(info.begin - end) +
+                                  " bytes no tensor holds" +
+                                  (previous ? " after " + in_quotes(previous->name) : std::string(" before it")) +
+                                  " (safetensors data must be contiguous: a damaged file?)");
+    }
+    end = info.end;
     previous = &info;
   }
+  require(end == data_size, path,
+          std::to_string(data_size - end) + " bytes follow the last tensor's data (the header accounts for " +
+              std::to_string(end) + " of the data section's " + std::to_string(data_size) +
+              "): a damaged or concatenated file?");
 }
 
 // Closes a file descriptor on every exit path of SafetensorsFile::map_file.
@@ -274,7 +289,7 @@ void SafetensorsFile::read_header() {
     }
   }
   sort_by_offset(tensors_, header.position);
-  check_no_overlap(path_, tensors_);
+  check_tiling(path_, tensors_, data_size);
   for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 
@@ -366,12 +381,19 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
   require(fs::is_directory(dir, ignored), dir, "not a directory");
   TensorStore store;
   store.dir_ = dir;
-  // Preferred over model.safetensors when both exist: an index is only written for sharded saves.
+  // model.safetensors first when both exist, as transformers' from_pretrained reads them (vLLM
+  // would read the index's shards: the folder is ambiguous, and the user is told).
   const std::string index_path = dir + "/" + kIndexFileName;
-  if (fs::exists(index_path, ignored)) {
-    store.open_index(index_path);
-  } else if (fs::exists(dir + "/" + kSingleFileName, ignored)) {
+  const bool has_single = fs::exists(dir + "/" + kSingleFileName, ignored);
+  if (has_single) {
+    if (fs::exists(index_path, ignored)) {
+      spdlog::warn("{}: holds both {} and {}; reading {}, as transformers does, and ignoring the index (vLLM would "
+                   "read the index's shards): remove whichever is stale", dir, kSingleFileName, kIndexFileName,
+                   kSingleFileName);
+    }
     store.open_single(kSingleFileName);
+  } else if (fs::exists(index_path, ignored)) {
+    store.open_index(index_path);
   } else {
     throw_input_error(dir, std::string("no ") + kSingleFileName + " or " + kIndexFileName + other_formats_hint(dir));
   }

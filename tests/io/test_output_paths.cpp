@@ -49,6 +49,45 @@ TEST(OutputPaths, OutputDirectoryNeverReplacesAnInput) {
   EXPECT_THROW(check_output_directory("/", {}, true), InputError);
 }
 
+TEST(OutputPaths, OutputDirectoryNeverHoldsWhatAnInputLinksTo) {
+  // An input folder of links into an earlier output (as a Hugging Face snapshot is links into its
+  // blobs): --force would delete what the links lead to.
+  TempDir dir;
+  fs::create_directories(dir.file("out"));
+  test::write_file(dir.file("out/crepe_report.json"), "{}");
+  test::write_file(dir.file("out/model.safetensors"), "weights");
+  fs::create_directories(dir.file("model/sub"));
+  test::write_file(dir.file("model/config.json"), "{}");
+  EXPECT_NO_THROW(check_output_directory(dir.file("out"), {dir.file("model")}, true));
+  fs::create_symlink(dir.file("out/model.safetensors"), dir.file("model/sub/model.safetensors"));
+  try {
+    check_output_directory(dir.file("out"), {dir.file("model")}, true);
+    ADD_FAILURE() << "an output the input links into was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("model/sub/model.safetensors (of the input " + dir.file("model") + ") links to"),
+              std::string::npos) << e.what();
+  }
+  // A link elsewhere is no concern.
+  fs::remove(dir.file("model/sub/model.safetensors"));
+  fs::create_symlink(dir.file("model/config.json"), dir.file("model/config-link.json"));
+  EXPECT_NO_THROW(check_output_directory(dir.file("out"), {dir.file("model")}, true));
+}
+
+TEST(OutputPaths, NamesLeaveRoomForTheTemporariesBesideThem) {
+  // ".NAME.crepe-tmp-XXXXXX" beside a directory (18 bytes more), "NAME.crepe-tmp-XXXXXX" beside a
+  // file (17): a name that leaves no room for them is refused before any work, by name.
+  TempDir dir;
+  EXPECT_NO_THROW(check_output_directory(dir.file(std::string(237, 'd')), {}, false));
+  const std::string long_dir = dir.file(std::string(238, 'd'));
+  const std::string message = test::input_error_of([&] { check_output_directory(long_dir, {}, false); });
+  EXPECT_NE(message.find(long_dir + ": its name is 238 bytes long; crepe writes beside it under names 18 bytes longer, "
+                         "and this file system allows 255"), std::string::npos) << message;
+  EXPECT_THROW(check_output_directory(dir.file(std::string(300, 'd')), {}, false), InputError);  // too long in itself
+  const auto any = [](const std::string&) { return true; };
+  EXPECT_NO_THROW(check_output_file(dir.file(std::string(238, 'f')), {}, any, "x"));
+  EXPECT_THROW(check_output_file(dir.file(std::string(239, 'f')), {}, any, "x"), InputError);
+}
+
 TEST(OutputPaths, OutputFileChecksAndAtomicWrite) {
   TempDir dir;
   fs::create_directories(dir.file("model"));

@@ -552,30 +552,50 @@ TEST_F(HeaderValidation, OverlappingTensors) {
                   data, "tensors 'b' and 'a' overlap");
 }
 
+TEST_F(HeaderValidation, DataMustBeContiguousAndEndWithTheLastTensor) {
+  // As the safetensors library's own validation: no gap before, between or after the tensors.
+  const std::string twelve(12, '\0');
+  expect_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                  R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                  twelve, "tensor 'b' begins at byte 8 of the data section, leaving 4 bytes no tensor holds after 'a'");
+  expect_rejected(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", twelve,
+                  "tensor 'a' begins at byte 4 of the data section, leaving 4 bytes no tensor holds before it");
+  expect_rejected(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", twelve,
+                  "4 bytes follow the last tensor's data (the header accounts for 8 of the data section's 12)");
+  expect_rejected(R"({})", twelve, "12 bytes follow the last tensor's data");
+  // A zero-size tensor inside another's bytes is no place in the data either.
+  expect_rejected(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},)"
+                  R"("z":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}})",
+                  twelve, "tensors 'a' and 'z' overlap");
+}
+
 TEST_F(HeaderValidation, HostileNamesStayOnOneLine) {
   const std::string message =
       rejection(file_bytes(R"({"line\nbreak":{"dtype":"I8","shape":[],"data_offsets":[0,1]}})", "x"));
   EXPECT_TRUE(contains(message, "tensor 'line?break' has dtype I8")) << message;
 }
 
-TEST_F(HeaderValidation, AcceptsScalarsZeroSizeTensorsGapsAndExtraFields) {
-  // Header in alphabetical order, data in another: tensors() follows the data.
-  const std::string header = R"({"a_gap":{"dtype":"F16","shape":[1],"data_offsets":[12,14],"extra":true},)"
+TEST_F(HeaderValidation, AcceptsScalarsZeroSizeTensorsAndExtraFields) {
+  // Header in alphabetical order, data in another: tensors() follows the data. Zero-size tensors
+  // take no bytes, at the place where the data they sit between meet.
+  const std::string header = R"({"a_last":{"dtype":"F16","shape":[1],"data_offsets":[12,14],"extra":true},)"
                              R"("b_scalar":{"dtype":"F32","shape":[],"data_offsets":[0,4]},)"
                              R"("c_empty":{"dtype":"BF16","shape":[0,3],"data_offsets":[4,4]},)"
-                             R"("d_inside":{"dtype":"F32","shape":[5,0],"data_offsets":[2,2]}})";
-  std::string data = floats_as_bytes({-6.5f, 0.0f, 0.0f});
+                             R"("d_pair":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},)"
+                             R"("e_empty":{"dtype":"F32","shape":[5,0],"data_offsets":[14,14]}})";
+  std::string data = floats_as_bytes({-6.5f, 1.0f, 2.0f});
   data += std::string("\x00\x3c", 2);  // F16 1.0
   write_file(path_, file_bytes(header, data));
   const auto file = SafetensorsFile::open(path_);
   std::vector<std::string> order;
   for (const TensorInfo& info : file->tensors()) order.push_back(info.name);
-  EXPECT_EQ(order, (std::vector<std::string>{"b_scalar", "d_inside", "c_empty", "a_gap"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"b_scalar", "c_empty", "d_pair", "a_last", "e_empty"}));
   EXPECT_EQ(file->load("b_scalar").dim(), 0);
   EXPECT_EQ(file->load("b_scalar").item<float>(), -6.5f);
-  EXPECT_EQ(file->load("a_gap").item<float>(), 1.0f);
+  EXPECT_EQ(file->load("a_last").item<float>(), 1.0f);
+  EXPECT_EQ(file->load("d_pair")[1].item<float>(), 2.0f);
   EXPECT_EQ(file->load("c_empty").sizes(), (std::vector<int64_t>{0, 3}));
-  EXPECT_EQ(file->load("d_inside").numel(), 0);
+  EXPECT_EQ(file->load("e_empty").numel(), 0);
   EXPECT_TRUE(file->contains("c_empty"));
   EXPECT_FALSE(file->contains("missing"));
   const std::string message = input_error_of([&] { file->info("missing"); });
@@ -661,12 +681,13 @@ TEST_F(ShardedCheckpoint, LoadsTensorsFromEveryShard) {
   EXPECT_TRUE(contains(message, dir_.path() + ": checkpoint has no tensor 'stray'")) << message;
 }
 
-TEST_F(ShardedCheckpoint, IndexIsPreferredOverASingleFile) {
+TEST_F(ShardedCheckpoint, ASingleFileIsPreferredOverAnIndexAsTransformersDoes) {
   write_index(kWeightMap);
   write_safetensors(dir_.file("model.safetensors"), {{"other", at::zeros({1})}});
   const TensorStore store = TensorStore::open_dir(dir_.path());
-  EXPECT_TRUE(store.is_sharded());
-  EXPECT_FALSE(store.contains("other"));
+  EXPECT_FALSE(store.is_sharded());
+  EXPECT_EQ(store.names(), std::vector<std::string>{"other"});
+  EXPECT_EQ(store.shard_files(), std::vector<std::string>{"model.safetensors"});
 }
 
 TEST_F(ShardedCheckpoint, MissingShardIsAnErrorNamingTheIndex) {

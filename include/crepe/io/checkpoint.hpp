@@ -62,6 +62,7 @@ class Checkpoint {
 
  private:
   at::Tensor load(const std::string& name, const Placement& placement) const;
+  void warn_about_unknown_block_tensors() const;
   void validate_tensors() const;
   std::vector<int64_t> linear_shape(model::Linear linear) const;
 
