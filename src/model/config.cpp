@@ -99,6 +99,10 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& source) {
     return scaling;
   }
   scaling.type = RopeScaling::Type::Llama3;
+  for (const char* key : {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}) {
+    require(r.contains(key) && !r.at(key).is_null(), source,
+            std::string("rope_scaling of type 'llama3' has no '") + key + "' (transformers requires it too)");
+  }
   scaling.low_freq_factor = optional_number(r, "low_freq_factor", 1.0, source);
   scaling.high_freq_factor = optional_number(r, "high_freq_factor", 4.0, source);
   scaling.original_max_position_embeddings = optional_positive_int(r, "original_max_position_embeddings", 8192, source);

@@ -137,6 +137,14 @@ TEST(ModelConfig, RopeScalingTypes) {
   EXPECT_NE(message.find("cfg.json"), std::string::npos);
   EXPECT_NE(message.find("yarn"), std::string::npos);
   EXPECT_NE(message.find("llama3"), std::string::npos);  // lists what is supported
+  // llama3's four numbers are all required, as transformers requires them (no silent defaults).
+  for (const char* key : {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}) {
+    j["rope_scaling"] = json::parse(R"({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})");
+    j["rope_scaling"].erase(key);
+    EXPECT_EQ(error_of(j), std::string("cfg.json: rope_scaling of type 'llama3' has no '") + key +
+                               "' (transformers requires it too)");
+  }
 }
 
 TEST(ModelConfig, ErrorsNameTheFieldOrArchitecture) {
