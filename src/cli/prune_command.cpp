@@ -90,7 +90,7 @@ prune::PruneConfig prune_config(const PruneOptions& o) {
   prune::PruneConfig c;
   c.metric = prune::parse_metric(o.method);
   c.mask.pattern = prune::parse_pattern(o.pattern);
-  c.mask.sparsity = c.mask.pattern.structured() ? static_cast<double>(c.mask.pattern.n) / c.mask.pattern.m : o.sparsity;
+  c.mask.sparsity = target_sparsity(c.mask.pattern, o.sparsity);
   c.mask.group = o.group.empty() ? default_group(c.metric) : prune::parse_group(o.group);
   // SparseGPT compares each 128-column block as a whole, as its reference does; --group is warned
   // about as unused (warn_about_unused_options), so it must not change the mask either.
@@ -245,8 +245,9 @@ std::optional<eval::PerplexityResult> evaluate(const PruneOptions& o, const std:
 ordered_json hyperparameters(const prune::PruneConfig& c) {
   ordered_json j = {{"method", prune::metric_name(c.metric)},
                     {"pattern", c.mask.pattern.str()},
-                    {"sparsity", c.mask.sparsity},
-                    {"group", prune::group_name(c.mask.group)}};
+                    {"sparsity", c.mask.sparsity}};
+  // The comparison group only where it decides the mask: not N:M's, nor SparseGPT's own per block.
+  if (!c.mask.pattern.structured() && c.metric != prune::Metric::SparseGPT) j["group"] = prune::group_name(c.mask.group);
   if (c.metric == prune::Metric::Crepe) {
     j["kernel_size"] = c.crepe.kernel_size;
     j["alpha"] = c.crepe.alpha;

@@ -58,7 +58,8 @@ std::vector<int64_t> parse_kernels(const std::string& text) {
     const std::optional<int64_t> parsed = parse_integer(item);
     if (!parsed) throw_input_error("--kernels", "'" + item + "' is not a kernel size");
     const int64_t k = *parsed;
-    require(k >= 1 && k % 2 == 1, "--kernels", "kernel sizes must be odd and positive, got " + item);
+    require(k >= 1 && k % 2 == 1 && k <= prune::kMaxKernelSize, "--kernels",
+            "kernel sizes must be odd integers from 1 to " + std::to_string(prune::kMaxKernelSize) + ", got " + item);
     if (std::find(kernels.begin(), kernels.end(), k) == kernels.end()) kernels.push_back(k);
   }
   require(!kernels.empty(), "--kernels", "name at least one kernel size");
@@ -151,6 +152,11 @@ search::Proxy resolve_proxy(const std::string& name, const search::SearchStats& 
 // Option combinations that would silently ignore one of the options.
 void refuse_conflicts(const SearchOptions& o, const CLI::App& cmd) {
   require(o.correlate == 0 || o.correlate_from.empty(), "--correlate-from", "cannot be combined with --correlate");
+  // Only PHO keeps a trace to continue from; the others would silently start over.
+  const char* untraced = o.objective == "ppl" ? "--objective ppl" : o.correlate > 0 ? "--correlate" : nullptr;
+  require(!o.resume || untraced == nullptr, "--resume",
+          std::string("continues a PHO search from OUT.trace.json; ") + (untraced ? untraced : "") +
+              " keeps no trace, so there is nothing to continue (run it again without --resume)");
   require(o.proxy_data.empty() || o.proxy_samples > 0, "--proxy-data", "needs --proxy-samples > 0");
   require(!o.maximize || o.direction == "auto" || o.direction == "maximize", "--maximize",
           "contradicts --direction " + o.direction);
@@ -158,6 +164,32 @@ void refuse_conflicts(const SearchOptions& o, const CLI::App& cmd) {
     for (const char* option : {"--proxy", "--proxy-data", "--correlate", "--correlate-from", "--maximize", "--direction", "--weights"}) {
       require(cmd.count(option) == 0, option, "does not apply to --objective ppl (hill climbing on perplexity)");
     }
+  }
+}
+
+// Options this kind of search never reads: named in a warning, as crepe prune names its own.
+void warn_about_unused_options(const SearchOptions& o, const CLI::App& cmd) {
+  const bool measures_perplexity = o.objective == "ppl" || o.correlate > 0;
+  std::vector<const char*> unused;
+  if (!measures_perplexity) {
+    for (const char* option : {"--eval-data", "--eval-windows"}) {
+      if (cmd.count(option) > 0) unused.push_back(option);
+    }
+  }
+  if (!o.correlate_from.empty() || o.correlate > 0) {
+    if (cmd.count("--budget") > 0) unused.push_back("--budget");
+  }
+  if (!o.correlate_from.empty()) {
+    for (const char* option : {"--kernels", "--groups"}) {
+      if (cmd.count(option) > 0) unused.push_back(option);
+    }
+  }
+  for (const char* option : unused) {
+    spdlog::warn("{} is ignored: this search ({}) does not read it", option,
+                 o.objective == "ppl"          ? "--objective ppl"
+                 : !o.correlate_from.empty()   ? "--correlate-from"
+                 : o.correlate > 0             ? "--correlate"
+                                               : "PHO against a proxy");
   }
 }
 
@@ -187,8 +219,9 @@ bool trace_records(const std::string& path, const nlohmann::json& request) {
 }
 
 // What a --correlate run measured: the model and the sparsity or pattern its perplexities are for.
+// The model by its absolute path: ./m, m/ and /abs/m are one model, a relative m elsewhere is not.
 std::string target_of(const SearchOptions& o, const prune::MaskSpec& mask) {
-  return o.model + " at " + (mask.pattern.structured() ? mask.pattern.str() : std::to_string(mask.sparsity));
+  return io::normalised_path(o.model) + " at " + (mask.pattern.structured() ? mask.pattern.str() : std::to_string(mask.sparsity));
 }
 
 // N random configurations, uniform in the search box, each (k, group) pair equally likely.
@@ -279,7 +312,7 @@ SearchSetup check_request(const SearchOptions& o, const io::Checkpoint& ckpt, co
   SearchSetup setup;
   setup.mask.pattern = prune::parse_pattern(o.pattern);
   check_pattern_fits(setup.mask.pattern, ckpt);
-  setup.mask.sparsity = setup.mask.pattern.structured() ? static_cast<double>(setup.mask.pattern.n) / setup.mask.pattern.m : o.sparsity;
+  setup.mask.sparsity = target_sparsity(setup.mask.pattern, o.sparsity);
   require(o.sparsity >= 0 && o.sparsity < 1, "--sparsity", "must be in [0, 1)");
   setup.kernels = parse_kernels(o.kernels);
   setup.groups = search::searched_groups(setup.mask, parse_groups(o.groups));
@@ -306,6 +339,10 @@ SearchSetup check_request(const SearchOptions& o, const io::Checkpoint& ckpt, co
   // A statistics cache is read before it is written, and a file that is not one is refused then.
   if (!o.stats_path.empty()) {
     io::check_output_file(o.stats_path, inputs, [](const std::string&) { return true; }, "a statistics cache");
+    for (const std::string& output : {o.out, o.out + ".trace.json"}) {
+      require(io::normalised_path(o.stats_path) != io::normalised_path(output), "--stats",
+              o.stats_path + " is also where the search writes " + output + "; name another file");
+    }
   }
   setup.seqlen = capped_seqlen(o.seqlen, ckpt, "--seqlen");
   check_calibration_fits(o.nsamples, setup.seqlen, ckpt, run.placement.compute_dtype);
@@ -335,7 +372,7 @@ void search_by_perplexity(const SearchOptions& o, const SearchSetup& setup, cons
   add_found_configuration(out, result.best, setup.mask);
   out["_search"] = {{"objective", "ppl"}, {"perplexity", result.best_value}, {"evaluations", result.evaluations},
                     {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
-                    {"seconds_to_best", result.seconds_to_best}, {"eval_data", o.eval_data}, {"eval_windows", eval.size(0)}};
+                    {"seconds_to_best", result.seconds_to_best}, {"eval_data", io::normalised_path(o.eval_data)}, {"eval_windows", eval.size(0)}};
 }
 
 // --correlate N / --correlate-from FILE: every proxy's Spearman rank correlation with perplexity
@@ -356,7 +393,10 @@ int measure_correlation(const SearchOptions& o, const SearchSetup& setup, const 
   }
   measured["target"] = target_of(o, setup.mask);
   io::write_file_atomically(o.out, measured.dump(2) + "\n");
-  if (o.json) print_json(measured.dump(2));
+  if (o.json) {
+    print_json(measured.dump(2));
+    return 0;
+  }
   for (const auto& [proxy, rho] : measured["spearman"].items()) {
     std::printf("%-10s Spearman rho with perplexity: %+.3f\n", proxy.c_str(), rho.get<double>());
   }
@@ -493,6 +533,7 @@ Action add_search_command(CLI::App& app) {
     check_pattern_sparsity(o->pattern, o->sparsity, cmd->count("--sparsity") > 0);
     const io::Checkpoint ckpt = io::Checkpoint::open(o->model);
     SearchSetup setup = check_request(*o, ckpt, run);
+    warn_about_unused_options(*o, *cmd);  // after the input checks: bad input stays one line
     run.progress = false;
 
     const auto tokenizer = model_tokenizer(ckpt);

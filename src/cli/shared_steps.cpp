@@ -21,6 +21,11 @@ int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const
   return context;
 }
 
+double target_sparsity(const prune::Pattern& pattern, double sparsity) {
+  if (pattern.structured()) return static_cast<double>(pattern.n) / static_cast<double>(pattern.m);
+  return sparsity == 0 ? 0.0 : sparsity;
+}
+
 void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sparsity_given) {
   const prune::Pattern p = prune::parse_pattern(pattern);
   if (!p.structured() || !sparsity_given) return;

@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -110,7 +111,13 @@ std::optional<SearchStats> load_search_stats(const std::string& path, const nloh
         require(file->contains(key(b, i, what)), path, "missing tensor '" + key(b, i, what) + "'");
       }
       block.inputs[i].sq_sum = require_finite_in(path, key(b, i, "sq_sum"), file->load(key(b, i, "sq_sum")));
-      block.inputs[i].tokens = static_cast<int64_t>(file->load(key(b, i, "tokens")).item<float>());
+      require(block.inputs[i].sq_sum.dim() == 1 && (block.inputs[i].sq_sum >= 0).all().item<bool>(), path,
+              "tensor '" + key(b, i, "sq_sum") + "' is not a vector of squared sums (one per input, none negative)");
+      const at::Tensor tokens = file->load(key(b, i, "tokens"));
+      const double count = tokens.numel() == 1 ? tokens.item<double>() : -1.0;
+      require(count >= 1 && count <= 9.0e15 && count == std::floor(count), path,
+              "tensor '" + key(b, i, "tokens") + "' is not a token count (one whole number >= 1)");
+      block.inputs[i].tokens = static_cast<int64_t>(count);
       if (grams) {
         block.inputs[i].gram = require_finite_in(path, key(b, i, "gram"), file->load(key(b, i, "gram")));
         const int64_t width = block.inputs[i].sq_sum.size(0);

@@ -58,7 +58,15 @@ void check_trace_request(const nlohmann::json& trace, const nlohmann::json& requ
                            {{"model", "the model's files changed since the interrupted search"}});
 }
 
-Cmaes restored_cmaes(const nlohmann::json& state, const std::string& path) {
+// A pair's CMA-ES as the trace left it. Its options must be the ones this search gives the pair:
+// an edited population size or budget would otherwise run a search of another size (a population
+// of 1e9 exhausts the memory, a budget of 1e15 never ends).
+// Compared before the state is built from them, which allocates by the population size.
+Cmaes restored_cmaes(const nlohmann::json& state, const CmaesOptions& expected, const std::string& path) {
+  const bool recorded = state.is_object() && state.contains("options");
+  require(!recorded || state.at("options") == Cmaes(expected).to_json().at("options"), path,
+          "invalid search trace: a CMA-ES state's options (population, budget, bounds, start) are not this search's; "
+          "run without --resume");
   try {
     return Cmaes::from_json(state);
   } catch (const InputError& e) {
@@ -72,7 +80,7 @@ bool is_trace_value(const nlohmann::json& v) {
 
 // A trace to resume from holds what this version writes: anything else (an edited or damaged file)
 // is refused here, naming the file, rather than misread into a configuration no search found.
-void check_trace_contents(const nlohmann::json& trace, const std::string& path) {
+void check_trace_contents(const nlohmann::json& trace, const CmaesOptions& pair_options, const std::string& path) {
   auto bad = [&](const std::string& what) { throw_input_error(path, "invalid search trace: " + what + "; run without --resume"); };
   if (!trace.is_object()) bad("not a JSON object");
   if (trace.contains("_progress")) {
@@ -100,7 +108,7 @@ void check_trace_contents(const nlohmann::json& trace, const std::string& path) 
         bad("'" + key + "'.best_x is not a point of the search box");
       }
     }
-    (void)restored_cmaes(pair["state"], path);  // all checked before the first evaluation
+    (void)restored_cmaes(pair["state"], pair_options, path);  // all checked before the first evaluation
   }
 }
 
@@ -139,6 +147,7 @@ nlohmann::json candidate_json(const Candidate& c) {
 Candidate candidate_from_json(const nlohmann::json& j, const std::string& source) {
   Candidate c;
   try {
+    require(j.at("kernel-size").is_number_integer(), source, "kernel-size must be a whole number, got " + j.at("kernel-size").dump());
     c.crepe.kernel_size = j.at("kernel-size").get<int64_t>();
     c.crepe.alpha = j.at("alpha").get<double>();
     c.crepe.beta = j.at("beta").get<double>();
@@ -340,15 +349,15 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   const auto start = Clock::now();
   SearchResult result;
   const double sign = options.maximize ? -1.0 : 1.0;
-  nlohmann::json trace = options.resume ? read_trace(options.trace_path) : nlohmann::json::object();
-  if (options.resume) {
-    check_trace_contents(trace, options.trace_path);
-    check_trace_request(trace, options.request, options.trace_path);
-  }
-  trace["_request"] = options.request;
   const std::vector<prune::Group> groups = searched_groups(mask, options.groups);
   const int64_t pairs = std::max<int64_t>(1, static_cast<int64_t>(options.kernels.size() * groups.size()));
-  const int64_t generations = generations_per_pair(options.budget, pairs);
+  const CmaesOptions cma = pair_options(generations_per_pair(options.budget, pairs) * kPhoGeneration);
+  nlohmann::json trace = options.resume ? read_trace(options.trace_path) : nlohmann::json::object();
+  if (options.resume) {
+    check_trace_request(trace, options.request, options.trace_path);  // first: it names what changed
+    check_trace_contents(trace, cma, options.trace_path);
+  }
+  trace["_request"] = options.request;
   Progress progress = Progress::from(trace);
   auto elapsed = [&] { return progress.seconds_before + since(start); };
   double best_value = kInfinity;  // signed, like the fitness CMA-ES minimizes
@@ -386,8 +395,7 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   for (int64_t kernel : options.kernels) {
     for (prune::Group group : groups) {
       const std::string key = pair_key(kernel, group);
-      const CmaesOptions cma = pair_options(generations * kPhoGeneration);
-      Cmaes es = trace.contains(key) ? restored_cmaes(trace[key]["state"], options.trace_path) : Cmaes(cma);
+      Cmaes es = trace.contains(key) ? restored_cmaes(trace[key]["state"], cma, options.trace_path) : Cmaes(cma);
       const bool pair_found = trace.contains(key) && trace[key].contains("best") && trace[key]["best"].is_number();
       double pair_best = pair_found ? trace[key]["best"].get<double>() : kInfinity;
       std::vector<double> pair_best_x = trace.contains(key) ? trace[key].value("best_x", std::vector<double>{}) : std::vector<double>{};

@@ -172,6 +172,15 @@ std::function<void(Env&)> overlay(const std::string& dir) {
   return [dir](Env& env) { copy_model(env, dir); };
 }
 
+// An overlay that brings an index: the weights become its one shard (a model.safetensors beside an
+// index would be read instead of it, as transformers does).
+std::function<void(Env&)> index_overlay(const std::string& dir) {
+  return [dir](Env& env) {
+    copy_model(env, dir);
+    fs::rename(env.model + "/model.safetensors", env.model + "/model-00001-of-00001.safetensors");
+  };
+}
+
 std::vector<BadCase> bad_cases() {
   std::vector<BadCase> cases;
 
@@ -222,12 +231,12 @@ std::vector<BadCase> bad_cases() {
                model_file("model.safetensors"), "of F16 needs");
 
   // Sharded checkpoints.
-  add_for_both(cases, "IndexNamesMissingShard", overlay("index-missing-shard"),
+  add_for_both(cases, "IndexNamesMissingShard", index_overlay("index-missing-shard"),
                model_file("model.safetensors.index.json"),
                "names shard 'model-00001-of-00002.safetensors', which does not exist");
-  add_for_both(cases, "IndexNamesTensorMissingFromShard", overlay("index-missing-tensor"),
+  add_for_both(cases, "IndexNamesTensorMissingFromShard", index_overlay("index-missing-tensor"),
                model_file("model.safetensors.index.json"),
-               "maps tensor 'model.layers.0.mlp.fused_proj.weight' to shard 'model.safetensors', which does not contain it");
+               "maps tensor 'model.layers.0.mlp.fused_proj.weight' to shard 'model-00001-of-00001.safetensors', which does not contain it");
 
   add_for_both(cases, "TensorInTwoShards",
                [](Env& env) {
@@ -370,6 +379,25 @@ std::vector<BadCase> bad_cases() {
                                                      calib_text(), "--nsamples", "4", "--seqlen", "64"};
                    },
                    model_file(""), not_finite});
+  // Search requests that would destroy their own cache, or silently start over.
+  cases.push_back({"Search_StatsIsTheOutput", nullptr,
+                   [](const Env& env) {
+                     return std::vector<std::string>{"search", "--model", env.model, "--out", env.out, "--calib-data",
+                                                     calib_text(), "--stats", env.out};
+                   },
+                   literal("--stats"), "is also where the search writes"});
+  cases.push_back({"Search_StatsIsTheTrace", nullptr,
+                   [](const Env& env) {
+                     return std::vector<std::string>{"search", "--model", env.model, "--out", env.out, "--calib-data",
+                                                     calib_text(), "--stats", env.out + ".trace.json"};
+                   },
+                   literal("--stats"), "is also where the search writes"});
+  cases.push_back({"Search_ResumeWithObjectivePpl", nullptr,
+                   [](const Env& env) {
+                     return std::vector<std::string>{"search", "--model", env.model, "--out", env.out, "--calib-data",
+                                                     calib_text(), "--objective", "ppl", "--eval-data", calib_text(), "--resume"};
+                   },
+                   literal("--resume"), "--objective ppl keeps no trace, so there is nothing to continue"});
   cases.push_back({"Eval_NanWeightInShardWithCheckFinite",
                    [](Env& env) {
                      copy_model(env);
@@ -421,13 +449,19 @@ std::vector<BadCase> bad_cases() {
   prune_option("PatternNEqualsM", {"--pattern", "4:4"}, "--pattern", "needs 0 < N < M");
   prune_option("PatternContradictsSparsity", {"--pattern", "2:4", "--sparsity", "0.7"}, "--sparsity",
                "0.7 contradicts --pattern 2:4, which prunes exactly 2 of every 4 (0.5)");
-  prune_option("OwlLambdaInfinite", {"--allocation", "owl", "--owl-lambda", "inf"}, "--owl-lambda", "must be a finite number");
+  prune_option("OwlLambdaInfinite", {"--allocation", "owl", "--owl-lambda", "inf"}, "--owl-lambda", "must be in [0, 0.5]");
+  prune_option("OwlLambdaBeyondTheRange", {"--allocation", "owl", "--owl-lambda", "1e20"}, "--owl-lambda",
+               "must be in [0, 0.5] (the densities spread over twice it: 0.5 spans all of [0, 1]), got 1e+20");
+  prune_option("DlpAlphaBeyondTheRange", {"--allocation", "dlp", "--dlp-alpha", "0.6"}, "--dlp-alpha", "got 0.6");
   prune_option("PatternNAboveM", {"--pattern", "5:4"}, "--pattern", "needs 0 < N < M");
   // stories260k's rows have 64 inputs: 1:1000 would prune none of them and report a 0% model.
   prune_option("PatternWiderThanTheRows", {"--pattern", "1:1000"}, "--pattern",
                "1:1000 prunes nothing in q/k/v_proj, gate_proj and up_proj");
   prune_option("ActPowerHuge", {"--act-power", "1e300"}, "--act-power", "must be in [0, 1], got 1e+300");
-  prune_option("EvenKernelSize", {"--kernel-size", "4"}, "--kernel-size", "must be an odd positive integer");
+  prune_option("EvenKernelSize", {"--kernel-size", "4"}, "--kernel-size", "must be an odd integer from 1 to 1048575");
+  // CLI11 saturates an integer past int64_t at INT64_MAX, which is odd: the bound refuses it.
+  prune_option("HugeKernelSize", {"--kernel-size", "99999999999999999999"}, "--kernel-size",
+               "must be an odd integer from 1 to 1048575, got 9223372036854775807");
   prune_option("UnknownMethod", {"--method", "obs"}, "--method", "unknown method 'obs'");
   prune_option("UnknownAllocation", {"--allocation", "greedy"}, "--allocation", "unknown allocation 'greedy'");
   prune_option("NegativeNsamples", {"--nsamples", "-3"}, "--nsamples", "-3");

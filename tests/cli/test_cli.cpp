@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "crepe/cli/shared_steps.hpp"
 #include "crepe/io/checkpoint.hpp"
 #include "crepe/model/block.hpp"
 #include "crepe/model/head.hpp"
@@ -125,6 +126,14 @@ TEST(Cli, BadInputGivesOneLineAndExitCode2) {
                                      shared_path("models/stories260k/generation_config.json"), "--seqlen", "256"});
   EXPECT_EQ(short_text.exit_code, 2);
   EXPECT_NE(short_text.err.find("generation_config.json"), std::string::npos);
+}
+
+TEST(SharedSteps, TargetSparsityIsNOverMOrTheOptionAndNeverMinusZero) {
+  EXPECT_DOUBLE_EQ(cli::target_sparsity(prune::parse_pattern("2:4"), 0.7), 0.5);
+  EXPECT_DOUBLE_EQ(cli::target_sparsity(prune::parse_pattern("unstructured"), 0.7), 0.7);
+  const double zero = cli::target_sparsity(prune::parse_pattern("unstructured"), -0.0);
+  EXPECT_EQ(zero, 0.0);
+  EXPECT_FALSE(std::signbit(zero));  // a report says 0.0, not -0.0
 }
 
 TEST(Cli, VersionAndHelpExitZero) {

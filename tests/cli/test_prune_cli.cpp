@@ -150,6 +150,54 @@ TEST(PruneCli, DsnotSkipsTheMlpByDefault) {
   }
 }
 
+// An all-zero linear layer (a pruned-away or untrained projection) has no spectrum to fit:
+// AlphaPruning leaves it out of its block's exponent, says so, and the run completes, as with the
+// other allocations. The layer stays all zero.
+TEST(PruneCli, AnAllZeroLayerPrunesWithEveryAllocation) {
+  test::TempDir dir;
+  const std::string model = stories_copy(dir, "model");
+  const std::string zeroed = "model.layers.1.self_attn.o_proj.weight";
+  const io::TensorStore store = io::TensorStore::open_dir(model);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const std::string& name : store.names()) {
+    const at::Tensor t = store.load(name);
+    tensors.emplace_back(name, name == zeroed ? at::zeros_like(t) : t);
+  }
+  io::write_safetensors(model + "/model.safetensors", tensors);
+  for (const char* allocation : {"alpha", "owl", "dlp"}) {
+    const std::string out = dir.file(std::string("out-") + allocation);
+    const auto r = run_crepe(prune_args(model, out, {"--sparsity", "0.5", "--method", "wanda", "--allocation", allocation}));
+    ASSERT_EQ(r.exit_code, 0) << allocation << ": " << r.err;
+    if (std::string(allocation) == "alpha") {
+      EXPECT_NE(r.err.find(zeroed + ": its spectrum has no tail to fit"), std::string::npos) << r.err;
+    }
+    EXPECT_EQ(io::TensorStore::open_dir(out).load(zeroed).count_nonzero().item<int64_t>(), 0) << allocation;
+  }
+}
+
+// A tensor inside a block that LlamaForCausalLM has no place for is not used (nor would
+// transformers use it) and is said to be so; an old export's rotary_emb.inv_freq passes silently.
+TEST(PruneCli, UnknownBlockTensorsAreNamedInAWarning) {
+  test::TempDir dir;
+  const std::string model = stories_copy(dir, "model");
+  const io::TensorStore store = io::TensorStore::open_dir(model);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const std::string& name : store.names()) tensors.emplace_back(name, store.load(name));
+  tensors.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", at::ones({4}));
+  io::write_safetensors(model + "/model.safetensors", tensors);
+  auto r = run_crepe({"inspect", "--model", model});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("have no place"), std::string::npos) << r.err;
+
+  tensors.emplace_back("model.layers.1.self_attn.q_norm.weight", at::ones({8}));
+  io::write_safetensors(model + "/model.safetensors", tensors);
+  r = run_crepe({"inspect", "--model", model});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find(model + ": 1 tensor(s) in the blocks have no place in LlamaForCausalLM "
+                       "('model.layers.1.self_attn.q_norm.weight'): not used, and copied unchanged"),
+            std::string::npos) << r.err;
+}
+
 // A shard may hold a tensor its index does not list (the reader ignores it, as Hugging Face does):
 // the output still mirrors the shard, with that tensor byte-identical, and the run completes.
 TEST(PruneCli, ShardTensorsTheIndexDoesNotListPassThrough) {
@@ -764,10 +812,17 @@ TEST(SearchCli, CorrelationCanBeRemeasuredOnAnotherSubsampleWithoutPruningAgain)
                            "--eval-windows", "2", "--out", dir.file("first.json")});
   ASSERT_EQ(first.exit_code, 0) << first.err;
   const auto again = with({"--correlate-from", dir.file("first.json"), "--proxy-data",
-                           test::shared_path("data/wikitext2-test.txt"), "--out", dir.file("again.json")});
+                           test::shared_path("data/wikitext2-test.txt"), "--out", dir.file("again.json"), "--json"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   const auto a = nlohmann::json::parse(test::read_file(dir.file("first.json")));
   const auto b = nlohmann::json::parse(test::read_file(dir.file("again.json")));
+  EXPECT_EQ(nlohmann::json::parse(again.out), b);  // --json: stdout is the one document, nothing after it
+  // The model is compared by where it is, not how its path is spelled.
+  std::vector<std::string> respelled = common;
+  respelled[2] += "/./";
+  respelled.insert(respelled.end(), {"--correlate-from", dir.file("first.json"), "--out", dir.file("respelled.json")});
+  const auto same_model = test::run_crepe(respelled);
+  EXPECT_EQ(same_model.exit_code, 0) << same_model.err;
   ASSERT_EQ(a.at("samples").size(), 4u);
   ASSERT_EQ(b.at("samples").size(), 4u);
   for (size_t i = 0; i < 4; ++i) {

@@ -293,6 +293,28 @@ TEST(NetworkProxy, ACacheHoldingNaNIsRefused) {
   }
 }
 
+TEST(NetworkProxy, ACacheHoldingImpossibleStatisticsIsRefused) {
+  // Finite but impossible: a negative squared sum (its square root would be NaN in every score),
+  // a token count that is not a whole number >= 1.
+  c10::InferenceMode guard;
+  test::TempDir dir;
+  const std::string path = dir.file("stats.safetensors");
+  {
+    Fixture f({1}, 2);
+    f.stats.blocks[0].inputs[0].sq_sum[3] = -1.0f;
+    save_search_stats(path, f.stats);
+    const std::string message = test::input_error_of([&] { load_search_stats(path, f.stats.provenance); });
+    EXPECT_EQ(message, path + ": tensor 'block.1.input.0.sq_sum' is not a vector of squared sums (one per input, none negative)");
+  }
+  for (int64_t tokens : {int64_t{0}, int64_t{-5}}) {
+    Fixture f({1}, 2);
+    f.stats.blocks[0].inputs[1].tokens = tokens;
+    save_search_stats(path, f.stats);
+    const std::string message = test::input_error_of([&] { load_search_stats(path, f.stats.provenance); });
+    EXPECT_EQ(message, path + ": tensor 'block.1.input.1.tokens' is not a token count (one whole number >= 1)") << tokens;
+  }
+}
+
 TEST(NetworkProxy, SubsampleRoundTripsThroughTheStatisticsCache) {
   c10::InferenceMode guard;
   Fixture f({2, 4}, 2);

@@ -167,6 +167,19 @@ TEST(Pho, SearchBeatsItsAnchorsAndResumesFromItsTrace) {
   EXPECT_EQ(candidate_json(continued.best), candidate_json(result.best));
   EXPECT_EQ(continued.evaluations_to_best, result.evaluations_to_best);
   EXPECT_EQ(continued.summary, result.summary);
+
+  // A pair's CMA-ES options edited to another population or budget: refused, not run (a population
+  // of 1e9 would exhaust the memory, a budget of 1e15 never end).
+  const nlohmann::json finished = nlohmann::json::parse(test::read_file(options.trace_path));
+  for (const auto& [field, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"lambda", 1000000000}, {"max_evaluations", int64_t{1000000000000000}}, {"sigma0", 0.9}}) {
+    nlohmann::json edited = finished;
+    edited["k=3 layer"]["state"]["options"][field] = value;
+    test::write_file(options.trace_path, edited.dump());
+    const std::string message = test::input_error_of([&] { pho_search(inputs, mask, options); });
+    EXPECT_EQ(message, options.trace_path + ": invalid search trace: a CMA-ES state's options (population, budget, "
+                                            "bounds, start) are not this search's; run without --resume") << field;
+  }
 }
 
 // An edited or damaged trace is refused, naming it, before anything is evaluated: a best point

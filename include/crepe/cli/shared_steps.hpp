@@ -19,6 +19,9 @@ int64_t capped_seqlen(int64_t requested, const io::Checkpoint& checkpoint, const
 // config file) and says otherwise is a contradiction, refused rather than silently ignored.
 void check_pattern_sparsity(const std::string& pattern, double sparsity, bool sparsity_given);
 
+// The fraction pruned: N/M for an N:M pattern, else --sparsity (where "-0" is 0, and written so).
+double target_sparsity(const prune::Pattern& pattern, double sparsity);
+
 // An N:M pattern must prune something in every layer it is given: rows narrower than a group
 // (--pattern 1:1000 on 64 inputs) would keep every weight, a 0% layer that looks like a result.
 void check_pattern_fits(const prune::Pattern& pattern, const io::Checkpoint& checkpoint);
