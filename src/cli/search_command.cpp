@@ -344,6 +344,8 @@ SearchSetup check_request(const SearchOptions& o, const io::Checkpoint& ckpt, co
               o.stats_path + " is also where the search writes " + output + "; name another file");
     }
   }
+  // Before the statistics pass, which is costly on a large model; pho_search checks what it holds.
+  if (o.resume && cma_search) (void)search::read_trace(o.out + ".trace.json");
   setup.seqlen = capped_seqlen(o.seqlen, ckpt, "--seqlen");
   check_calibration_fits(o.nsamples, setup.seqlen, ckpt, run.placement.compute_dtype);
   // Last: a refused request changes nothing on disk.
@@ -511,7 +513,8 @@ std::optional<int> search_by_proxy(const SearchOptions& o, SearchSetup& setup, c
   add_found_configuration(out, result.best, setup.mask);
   out["_search"] = {{"objective", "proxy"}, {"proxy", search::proxy_name(pho.proxy)}, {"direction", pho.maximize ? "maximize" : "minimize"},
                     {"proxy_value", result.best_value}, {"evaluations", result.evaluations},
-                    {"seconds", result.seconds}, {"evaluations_to_best", result.evaluations_to_best},
+                    {"seconds", result.seconds}, {"seconds_earlier", result.seconds_earlier},
+                    {"evaluations_to_best", result.evaluations_to_best},
                     {"seconds_to_best", result.seconds_to_best}, {"anchors", result.anchors},
                     {"per_kernel_and_group", result.summary}, {"blocks", setup.blocks},
                     {"weights", search::weight_holding_name(setup.holding)}};
@@ -548,13 +551,15 @@ Action add_search_command(CLI::App& app) {
     } else if (const std::optional<int> ended = search_by_proxy(*o, setup, ckpt, calib, *tokenizer, run, out)) {
       return *ended;
     }
+    // A resumed search's earlier sessions count, as in _search.seconds.
+    const double earlier = out.contains("_search") ? out["_search"].value("seconds_earlier", 0.0) : 0.0;
     // The calibration the configuration was found with, as crepe prune's own options: prune --config
     // calibrates the same way unless its command line says otherwise.
     out["calib-data"] = io::normalised_path(o->calib_data);
     out["nsamples"] = o->nsamples;
     out["seqlen"] = setup.seqlen;
     out["seed"] = o->seed;
-    out["_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    out["_seconds"] = earlier + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     io::write_file_atomically(o->out, out.dump(2) + "\n");
     if (o->json) print_json(out.dump(2));
     else std::printf("found %s -> %s\n", out.dump().c_str(), o->out.c_str());

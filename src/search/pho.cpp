@@ -34,16 +34,6 @@ std::string pair_key(int64_t kernel, prune::Group group) {
   return "k=" + std::to_string(kernel) + " " + prune::group_name(group);
 }
 
-nlohmann::json read_trace(const std::string& path) {
-  std::error_code ec;
-  require(std::filesystem::exists(path, ec), path, "nothing to resume (no trace from an earlier search with this --out)");
-  const std::string text = read_small_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw_input_error(path, std::string("invalid search trace: ") + e.what());
-  }
-}
 
 void write_trace(const std::string& path, const nlohmann::json& trace) {
   if (!path.empty()) io::write_file_atomically(path, trace.dump() + "\n");
@@ -333,6 +323,17 @@ double value_from_json(const nlohmann::json& j) {
 
 }  // namespace
 
+nlohmann::json read_trace(const std::string& path) {
+  std::error_code ec;
+  require(std::filesystem::exists(path, ec), path, "nothing to resume (no trace from an earlier search with this --out)");
+  const std::string text = read_small_file(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw_input_error(path, std::string("invalid search trace: ") + e.what());
+  }
+}
+
 SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options) {
   auto pair_options = [&options](int64_t evaluations) {
     CmaesOptions cma;
@@ -428,6 +429,7 @@ SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, 
   result.evaluations_to_best = progress.evaluations_to_best;
   result.seconds_to_best = progress.seconds_to_best;
   result.seconds = elapsed();
+  result.seconds_earlier = progress.seconds_before;
   return result;
 }
 

@@ -709,6 +709,9 @@ TEST(SearchCli, OutputIsCheckedFirstAndResumeContinuesOnlyTheSameSearch) {
   const auto resumed = nlohmann::json::parse(test::read_file(dir.file("found.json")));
   for (const char* key : {"kernel-size", "beta", "gamma", "act-power"}) EXPECT_EQ(resumed.at(key), found.at(key)) << key;
   EXPECT_EQ(resumed.at("_search").at("evaluations"), found.at("_search").at("evaluations"));  // none added
+  // Times count every session: the whole run's as much as the search's.
+  EXPECT_GT(resumed.at("_search").at("seconds_earlier").get<double>(), 0.0);
+  EXPECT_GE(resumed.at("_seconds").get<double>(), resumed.at("_search").at("seconds").get<double>());
   for (const std::vector<std::string>& change : {std::vector<std::string>{"--sparsity", "0.6"},
                                                  std::vector<std::string>{"--pattern", "2:4"},
                                                  std::vector<std::string>{"--proxy", "recon_diag"},

@@ -52,6 +52,7 @@ struct SearchResult {
   double best_value = 0;
   int64_t evaluations = 0;
   double seconds = 0;
+  double seconds_earlier = 0;       // of `seconds`, what earlier sessions of a resumed search took
   int64_t evaluations_to_best = 0;  // the evaluation (1-based) that found `best`, and when
   double seconds_to_best = 0;
   std::vector<TracePoint> trace;  // this session's evaluations, in order (a resumed search's earlier ones are not here)
@@ -149,6 +150,10 @@ std::vector<Anchor> pho_anchors(const std::vector<int64_t>& kernels, const std::
 // after every generation. `seconds` and `seconds_to_best` count every session of a resumed search.
 // InputError naming --proxy when no evaluation gave a finite value.
 SearchResult pho_search(const ProxyInputs& inputs, const prune::MaskSpec& mask, const PhoOptions& options);
+
+// The trace a --resume continues, as JSON: InputError naming `path` when there is none ("nothing to
+// resume") or it is not JSON. pho_search reads it so; a command may too, before costly work.
+nlohmann::json read_trace(const std::string& path);
 
 // Real perplexity of a configuration: prunes the whole model sequentially on the calibration ids
 // and, block by block, runs the evaluation windows through each pruned block (no checkpoint is
