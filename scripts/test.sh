@@ -2,7 +2,8 @@
 # The whole test suite on a fresh Debian machine: install packages, build, run CTest; then the same
 # sources built with AddressSanitizer + UndefinedBehaviorSanitizer, running the fast tests there.
 # CREPE_SANITIZER_TESTS=0 skips the sanitizer part. Measured on a clean, cold clone on a quiet 2-core
-# machine (2026-12-08): the whole script 21m22s, of which the sanitizer part 11m20s.
+# machine: 21m22s once (sanitizer part 11m20s); 34m23s on a slower day (2026-12-08: build 8m, suite
+# 7m34s, sanitizer build 9m, sanitizer tests 10m; the suite before that day's changes also took 7m25s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
