@@ -58,8 +58,7 @@ std::vector<int64_t> parse_kernels(const std::string& text) {
     const std::optional<int64_t> parsed = parse_integer(item);
     if (!parsed) throw_input_error("--kernels", "'" + item + "' is not a kernel size");
     const int64_t k = *parsed;
-    require(k >= 1 && k % 2 == 1 && k <= prune::kMaxKernelSize, "--kernels",
-            "kernel sizes must be odd integers from 1 to " + std::to_string(prune::kMaxKernelSize) + ", got " + item);
+    prune::check_kernel_size(k, "--kernels");
     if (std::find(kernels.begin(), kernels.end(), k) == kernels.end()) kernels.push_back(k);
   }
   require(!kernels.empty(), "--kernels", "name at least one kernel size");

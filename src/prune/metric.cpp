@@ -79,9 +79,13 @@ CrepeParams ria_params(double act_power) {
   return p;
 }
 
+void check_kernel_size(int64_t kernel_size, const std::string& option) {
+  require(kernel_size >= 1 && kernel_size % 2 == 1 && kernel_size <= kMaxKernelSize, option,
+          "must be an odd integer from 1 to " + std::to_string(kMaxKernelSize) + ", got " + std::to_string(kernel_size));
+}
+
 void validate(const CrepeParams& p) {
-  require(p.kernel_size >= 1 && p.kernel_size % 2 == 1 && p.kernel_size <= kMaxKernelSize, "--kernel-size",
-          "must be an odd integer from 1 to " + std::to_string(kMaxKernelSize) + ", got " + std::to_string(p.kernel_size));
+  check_kernel_size(p.kernel_size, "--kernel-size");
   for (const auto& [option, value] : {std::pair<const char*, double>{"--alpha", p.alpha}, {"--beta", p.beta}, {"--gamma", p.gamma}}) {
     require(std::isfinite(value) && value >= 0, option, "must be a finite number >= 0, got " + number_text(value));
   }

@@ -45,6 +45,8 @@ CrepeParams ria_params(double act_power = 0.5);
 // crepe prune's defaults for --method crepe (configs/crepe-default.json; a test keeps them equal):
 // k = 3, alpha = beta = 1, gamma = 0.25, a = 0.5. Also where search's hill climbing starts.
 CrepeParams crepe_defaults();
+// InputError naming `option` unless k is odd and in [1, kMaxKernelSize].
+void check_kernel_size(int64_t kernel_size, const std::string& option);
 // InputError naming the option when out of range (k odd >= 1, coefficients >= 0, a in [0, 1]).
 void validate(const CrepeParams& params);
 
